@@ -1,0 +1,227 @@
+"""The ``hotspot-erc`` command line: parses options and calls one function of a lower layer."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from hotspot_erc.data.corpora import FORMATS
+from hotspot_erc.data.dialogue import DataFormatError
+
+
+def _cmd_data_stats(args: argparse.Namespace) -> int:
+    from hotspot_erc.data.corpora import load_dataset
+
+    dataset = load_dataset(args.dataset, args.data)
+    print(f"{dataset.name}: {dataset.description}")
+    stats = dataset.stats()
+    labels = dataset.label_names
+    header = f"{'split':<8}{'dialogues':>10}{'utterances':>12}{'scored':>8}  " + " ".join(
+        f"{name:>8}" for name in labels)
+    print(header)
+    for split, row in stats.items():
+        counts = " ".join(f"{row['labels'][name]:>8}" for name in labels)
+        print(f"{split:<8}{row['dialogues']:>10}{row['utterances']:>12}{row['scored']:>8}  "
+              f"{counts}")
+    print("modalities:", ", ".join(dataset.modalities) or "none (text only, no features yet)")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from hotspot_erc.model.variants import describe_variant, list_variants
+
+    for name in list_variants(args.pattern):
+        print(f"{name:<18} {describe_variant(name)}")
+    return 0
+
+
+def _parse_overrides(pairs: list[str], option: str) -> dict:
+    """``key=value`` pairs; values are read as JSON where possible (numbers, booleans, lists)."""
+    overrides = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ValueError(f"{option} {pair!r}: expected key=value")
+        key, raw = pair.split("=", 1)
+        try:
+            overrides[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[key] = raw
+    return overrides
+
+
+def _configs(args: argparse.Namespace):
+    from hotspot_erc.engine.train import TrainConfig
+    from hotspot_erc.model.config import ModelConfig
+
+    model = ModelConfig().replace(**_parse_overrides(args.set, "--set"))
+    train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=args.patience,
+                        threads=args.threads)
+    train = train.replace(**_parse_overrides(args.train_set, "--train-set"))
+    return model, train
+
+
+def _dataset(args: argparse.Namespace):
+    from hotspot_erc.engine.experiments import resolve_dataset
+
+    return resolve_dataset(args.dataset, args.data, text_setting=args.text_setting,
+                           cache_dir=args.cache,
+                           synthetic_overrides=_parse_overrides(args.synthetic_set,
+                                                                "--synthetic-set"),
+                           fmt=args.format,
+                           format_options=_parse_overrides(args.format_option,
+                                                           "--format-option"))
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from hotspot_erc.engine.experiments import run_config
+    from hotspot_erc.engine.train import train
+
+    dataset = _dataset(args)
+    base_model, base_train = _configs(args)
+    model_config, train_config = run_config(dataset, args.variant, base_model, base_train,
+                                            args.seed)
+    result = train(dataset, model_config, train_config, args.out, progress=not args.quiet)
+    print(json.dumps({split: {k: result.metrics[split][k]
+                              for k in ("accuracy", "weighted_f1", "macro_f1")}
+                      for split in ("valid", "test") if split in result.metrics}, indent=2))
+    print(f"run folder: {result.run_dir} (checkpoint selected on validation at epoch "
+          f"{result.best_epoch})")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from hotspot_erc.atomic import write_json
+    from hotspot_erc.engine.diagnostics import format_diagnostics
+    from hotspot_erc.engine.evaluate import evaluate_checkpoint
+
+    dataset = _dataset(args)
+    result = evaluate_checkpoint(args.checkpoint, dataset, args.split)
+    for notice in result["notices"]:
+        print(f"notice: {notice}")
+    metrics = result["metrics"]
+    print(json.dumps({k: metrics[k] for k in ("accuracy", "weighted_f1", "macro_f1",
+                                              "per_class_f1")}, indent=2))
+    print(format_diagnostics(result["diagnostics"]))
+    if args.out:
+        write_json(args.out, result)
+    return 0
+
+
+def _cmd_ablate(args: argparse.Namespace) -> int:
+    from hotspot_erc.engine.experiments import ablate, summary_table
+
+    dataset = _dataset(args)
+    base_model, base_train = _configs(args)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    summary = ablate(dataset, variants, seeds, args.out, base_model, base_train,
+                     progress=not args.quiet)
+    print(summary_table(summary))
+    return 0
+
+
+def _cmd_quickstart(args: argparse.Namespace) -> int:
+    from hotspot_erc.engine.experiments import format_quickstart, quickstart
+
+    report = quickstart(args.out, epochs=args.epochs, seed=args.seed, progress=not args.quiet)
+    print(format_quickstart(report))
+    return 0
+
+
+def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", default="synthetic",
+                        help="synthetic, iemocap6, iemocap4, meld, or a feature-store folder")
+    parser.add_argument("--data", default=None,
+                        help="corpus folder for real corpora (default: $HOTSPOT_ERC_DATA)")
+    parser.add_argument("--text-setting", default="minilm", choices=("minilm", "large"),
+                        help="text features for real corpora")
+    parser.add_argument("--cache", default=None,
+                        help="feature cache folder (default: $HOTSPOT_ERC_CACHE or "
+                             "~/.cache/hotspot-erc)")
+    parser.add_argument("--format", default=None,
+                        help="format of a --dataset path: " + ", ".join(FORMATS))
+    parser.add_argument("--format-option", action="append", metavar="KEY=VALUE",
+                        help="option of the format's loader, e.g. label_set=meld")
+    parser.add_argument("--synthetic-set", action="append", metavar="KEY=VALUE",
+                        help="synthetic benchmark knob, e.g. num_train=40 or lag_max=1.5")
+
+
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=10, help="dialogues per batch")
+    parser.add_argument("--patience", type=int, default=10, help="early-stopping patience")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="model config override, e.g. --set hidden=128 (repeatable)")
+    parser.add_argument("--train-set", action="append", metavar="KEY=VALUE",
+                        help="training config override, e.g. --train-set lr=5e-4")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hotspot-erc",
+        description="Emotion recognition in conversations centred on emotion hotspots.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="inspect datasets")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    stats = data_commands.add_parser("stats", help="print split and label counts")
+    stats.add_argument("--dataset", required=True,
+                       help="iemocap6, iemocap4, meld or synthetic")
+    stats.add_argument("--data", default=None,
+                       help="corpus folder (default: $HOTSPOT_ERC_DATA)")
+    stats.set_defaults(func=_cmd_data_stats)
+
+    models = commands.add_parser("models", help="list the named model variants")
+    models.add_argument("pattern", nargs="?", default="*", help="wildcard filter, e.g. 'no_*'")
+    models.set_defaults(func=_cmd_models)
+
+    quick = commands.add_parser(
+        "quickstart", help="the main job: train full and no_hgf on the synthetic benchmark")
+    quick.add_argument("--out", default="runs/quickstart")
+    quick.add_argument("--epochs", type=int, default=25)
+    quick.add_argument("--seed", type=int, default=0)
+    quick.add_argument("--quiet", action="store_true")
+    quick.set_defaults(func=_cmd_quickstart)
+
+    train = commands.add_parser("train", help="train one variant, select on validation")
+    _add_dataset_options(train)
+    _add_training_options(train)
+    train.add_argument("--variant", default="full", help="see `hotspot-erc models`")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", required=True, help="run folder (resumes if it exists)")
+    train.set_defaults(func=_cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a checkpoint on a split")
+    _add_dataset_options(evaluate)
+    evaluate.add_argument("--checkpoint", required=True, help="run or checkpoint folder")
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--out", default=None, help="write the full result as JSON here")
+    evaluate.set_defaults(func=_cmd_evaluate)
+
+    ablation = commands.add_parser("ablate", help="variants x seeds, mean +- std table")
+    _add_dataset_options(ablation)
+    _add_training_options(ablation)
+    ablation.add_argument("--variants", default="full,no_hgf,no_moa,no_graph,fixed_align,corect")
+    ablation.add_argument("--seeds", type=int, default=5, help="number of seeds")
+    ablation.add_argument("--first-seed", type=int, default=0)
+    ablation.add_argument("--out", required=True)
+    ablation.set_defaults(func=_cmd_ablate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (DataFormatError, FileNotFoundError, KeyError, ValueError) as error:
+        print(f"hotspot-erc: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Load a dataset by name: the real corpora and the synthetic benchmark.
+
+======================  ==========================================================================
+name                    what it is
+======================  ==========================================================================
+``iemocap6``            IEMOCAP, 6 emotions, standard split (:func:`~.iemocap.load_iemocap`)
+``iemocap4``            IEMOCAP, 4 emotions (hap sad neu ang), other utterances removed
+``meld``                MELD, 7 emotions, official CSV release (:func:`~.meld.load_meld`)
+``synthetic``           the generated benchmark with known hotspots (default configuration)
+======================  ==========================================================================
+
+The real corpora are read from ``root`` (or the ``HOTSPOT_ERC_DATA`` variable, see
+:func:`~.paths.data_root`); the synthetic one needs no files.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hotspot_erc.data.dialogue import Dataset
+from hotspot_erc.data.iemocap import load_iemocap
+from hotspot_erc.data.meld import load_meld
+from hotspot_erc.data.paths import data_root
+
+DATASET_NAMES: tuple[str, ...] = ("iemocap6", "iemocap4", "meld", "synthetic")
+
+
+def load_dataset(name: str, root: str | os.PathLike | None = None) -> Dataset:
+    """Return the dataset called ``name`` (one of :data:`DATASET_NAMES`)."""
+    if name not in DATASET_NAMES:
+        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASET_NAMES)}")
+    if name == "synthetic":
+        # Imported here so that loading a real corpus never builds the synthetic generator.
+        from hotspot_erc.data.synthetic import SyntheticConfig, generate_dataset
+
+        return generate_dataset(SyntheticConfig())
+    folder = data_root(root)
+    if name == "meld":
+        return load_meld(folder)
+    return load_iemocap(folder, ways=6 if name == "iemocap6" else 4)
+
+
+# Files users bring from other ERC projects: format name -> (loader, what it reads).
+FORMATS: dict[str, str] = {
+    "store": "a hotspot-erc feature-store folder",
+    "corect-pack": "CORECT / COGMEN processed pickle (dict of train/dev/test dialogues)",
+    "mmgcn-pack": "DialogueRNN / MMGCN feature tuple (IEMOCAP_features.pkl, MELD features)",
+    "iemocap-release": "the IEMOCAP release folder (Session1..5)",
+    "cosmic-iemocap": "COSMIC IEMOCAP text pickle",
+    "cosmic-meld": "COSMIC MELD text pickle",
+    "cosmic-emorynlp": "COSMIC EmoryNLP text pickle",
+}
+
+
+def load_path(path: str | os.PathLike, fmt: str, **options) -> Dataset:
+    """Load a file or folder in one of the :data:`FORMATS`.
+
+    ``options`` go to the format's loader (e.g. ``label_set="meld"`` for a pack, ``ways=4`` for
+    the IEMOCAP release).
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; known formats: "
+                         + "; ".join(f"{k} ({v})" for k, v in FORMATS.items()))
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such file or folder (format {fmt})")
+    if fmt == "store":
+        from hotspot_erc.data.store import load_store
+
+        return load_store(path, **options)
+    if fmt == "corect-pack":
+        from hotspot_erc.data.feature_packs import load_corect_pack
+
+        return load_corect_pack(path, **options)
+    if fmt == "mmgcn-pack":
+        from hotspot_erc.data.feature_packs import load_mmgcn_pack
+
+        return load_mmgcn_pack(path, **options)
+    if fmt == "iemocap-release":
+        from hotspot_erc.data.iemocap_release import load_iemocap_release
+
+        return load_iemocap_release(path, **options)
+    from hotspot_erc.data.cosmic import load_cosmic
+
+    return load_cosmic(path, fmt.split("-", 1)[1], **options)

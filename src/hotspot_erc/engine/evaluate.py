@@ -1,0 +1,63 @@
+"""Evaluation of a model or a checkpoint on any split: metrics, predictions, diagnostics."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from hotspot_erc.data.batch import IGNORE_INDEX, iterate_batches
+from hotspot_erc.data.dialogue import Dataset, Dialogue, FeatureSpec
+from hotspot_erc.engine.checkpoint import load_checkpoint
+from hotspot_erc.engine.diagnostics import DiagnosticsAccumulator
+from hotspot_erc.engine.metrics import classification_metrics
+from hotspot_erc.model.model import HotspotERC
+
+
+@torch.no_grad()
+def evaluate_model(model: HotspotERC, dialogues: Sequence[Dialogue], label_names: Sequence[str],
+                   feature_spec: FeatureSpec, batch_size: int = 10,
+                   max_positions: dict[str, int] | None = None,
+                   diagnostics: bool = False) -> dict:
+    """Predict every scored utterance of ``dialogues``; return metrics (and diagnostics)."""
+    was_training = model.training
+    model.eval()
+    accumulator = (DiagnosticsAccumulator(model.config.modalities, list(label_names))
+                   if diagnostics else None)
+    truth, predicted, utterance_ids = [], [], []
+    for batch in iterate_batches(dialogues, label_names, feature_spec, batch_size,
+                                 max_positions=max_positions):
+        output = model(batch)
+        scored = batch.labels != IGNORE_INDEX
+        truth.append(batch.labels[scored].numpy())
+        predicted.append(output.logits.argmax(dim=-1)[scored].numpy())
+        for b, ids in enumerate(batch.utterance_ids):
+            utterance_ids.extend(uid for u, uid in enumerate(ids) if bool(scored[b, u]))
+        if accumulator is not None:
+            accumulator.update(batch, output)
+    model.train(was_training)
+    y_true = np.concatenate(truth) if truth else np.zeros(0, dtype=np.int64)
+    y_pred = np.concatenate(predicted) if predicted else np.zeros(0, dtype=np.int64)
+    result = {"metrics": classification_metrics(y_true, y_pred, list(label_names)),
+              "predictions": {"utterance_ids": utterance_ids, "true": y_true.tolist(),
+                              "predicted": y_pred.tolist()}}
+    if accumulator is not None:
+        result["diagnostics"] = accumulator.result()
+    return result
+
+
+def evaluate_checkpoint(checkpoint_dir: str | os.PathLike, dataset: Dataset, split: str,
+                        batch_size: int = 10, diagnostics: bool = True) -> dict:
+    """Load a checkpoint, check its feature spec against ``dataset`` and evaluate ``split``."""
+    checkpoint = load_checkpoint(checkpoint_dir)
+    notices = checkpoint.check_features(dataset.feature_spec, f"dataset {dataset.name}")
+    if list(checkpoint.label_names) != list(dataset.label_names):
+        raise ValueError(f"checkpoint labels {checkpoint.label_names} differ from the labels of "
+                         f"dataset {dataset.name}: {dataset.label_names}")
+    max_positions = checkpoint.train_config.get("max_positions") or None
+    result = evaluate_model(checkpoint.model, dataset.split(split), dataset.label_names,
+                            checkpoint.feature_spec, batch_size, max_positions, diagnostics)
+    result["notices"] = notices
+    return result

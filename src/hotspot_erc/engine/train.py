@@ -1,0 +1,236 @@
+"""Training with validation-only selection, early stopping and exact resume.
+
+A run folder holds::
+
+    config.json        the resolved model and training configs and the dataset description
+    epochs.jsonl       one line per epoch: training loss, validation metrics, time
+    checkpoint/        the best model on the validation split (never chosen on test)
+    resume/            the state after the last finished epoch (weights, optimiser, counters)
+    metrics.json       validation and test metrics of the selected checkpoint
+    diagnostics.json   gate distributions, hotspot localisation, MoA routing (validation, test)
+
+Determinism: the shuffling order and the dropout stream of epoch ``e`` are seeded from
+``(seed, e)``, so an interrupted run that resumes after epoch ``e`` replays exactly what an
+uninterrupted run does (same seed, CPU). Test metrics are computed once, after training, from the
+checkpoint selected on validation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from hotspot_erc.atomic import write_json, write_npz, write_text
+from hotspot_erc.data.batch import iterate_batches
+from hotspot_erc.data.dialogue import Dataset
+from hotspot_erc.engine.checkpoint import (
+    arrays_to_state,
+    load_checkpoint,
+    save_checkpoint,
+    state_to_arrays,
+)
+from hotspot_erc.engine.evaluate import evaluate_model
+from hotspot_erc.model.config import ModelConfig
+from hotspot_erc.model.model import HotspotERC
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and selection settings (Adam)."""
+
+    epochs: int = 40
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    batch_size: int = 10
+    patience: int = 10
+    seed: int = 0
+    grad_clip: float = 1.0
+    selection_metric: str = "weighted_f1"
+    max_positions: dict[str, int] = field(default_factory=dict)
+    threads: int = 2
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"TrainConfig: unknown keys {unknown}")
+        return cls(**data)
+
+    def replace(self, **changes) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    best_epoch: int
+    metrics: dict
+    diagnostics: dict
+
+
+def model_config_for(dataset: Dataset, base: ModelConfig) -> ModelConfig:
+    """Fill the dataset-dependent fields (input dimensions, classes) of ``base``."""
+    dims = {m: (spec.global_dim, spec.local_dim)
+            for m, spec in dataset.feature_spec.modalities.items()}
+    return base.replace(input_dims=dims, num_classes=len(dataset.label_names))
+
+
+def train(dataset: Dataset, model_config: ModelConfig, train_config: TrainConfig,
+          run_dir: str | os.PathLike, progress: bool = True,
+          stop_after_epoch: int | None = None) -> RunResult:
+    """Train, select on validation, evaluate the selected checkpoint on validation and test.
+
+    If ``run_dir`` holds an unfinished run with the same configuration, it resumes after its last
+    finished epoch. ``stop_after_epoch`` ends the call early (as a kill would), for tests.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(train_config.threads)
+    resolved = {"model": model_config.to_dict(), "train": train_config.to_dict(),
+                "dataset": {"name": dataset.name, "label_names": dataset.label_names,
+                            "feature_spec": dataset.feature_spec.to_dict(),
+                            "splits": {s: len(ids) for s, ids in dataset.splits.items()},
+                            "description": dataset.description}}
+    _check_or_write_config(run_dir / "config.json", resolved)
+
+    torch.manual_seed(train_config.seed)
+    model = HotspotERC(model_config)
+    optimiser = torch.optim.Adam(model.parameters(), lr=train_config.lr,
+                                 weight_decay=train_config.weight_decay)
+    state = {"epoch": 0, "best_score": -math.inf, "best_epoch": -1, "bad_epochs": 0}
+    if (run_dir / "resume" / "state.json").exists():
+        state = _load_resume(run_dir / "resume", model, optimiser)
+
+    train_dialogues = dataset.split("train")
+    valid_dialogues = dataset.split("valid")
+    log_path = run_dir / "epochs.jsonl"
+    log_lines = _read_log(log_path, state["epoch"])
+    bar = tqdm(range(state["epoch"], train_config.epochs), desc=f"train {model_config.variant}",
+               disable=not progress, initial=state["epoch"], total=train_config.epochs)
+    for epoch in bar:
+        if state["bad_epochs"] >= train_config.patience:
+            break
+        started = time.perf_counter()
+        train_loss = _train_epoch(model, optimiser, train_dialogues, dataset, train_config, epoch)
+        valid = evaluate_model(model, valid_dialogues, dataset.label_names, dataset.feature_spec,
+                               train_config.batch_size, train_config.max_positions)
+        score = valid["metrics"][train_config.selection_metric]
+        improved = score > state["best_score"]
+        if improved:
+            state.update(best_score=score, best_epoch=epoch, bad_epochs=0)
+            save_checkpoint(run_dir / "checkpoint", model, dataset.label_names,
+                            dataset.feature_spec, train_config.to_dict(), epoch)
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch + 1
+        log_lines.append(json.dumps({
+            "epoch": epoch, "train_loss": train_loss,
+            "valid": {k: valid["metrics"][k] for k in ("accuracy", "weighted_f1", "macro_f1")},
+            "selected": improved, "seconds": round(time.perf_counter() - started, 3)}))
+        write_text(log_path, "\n".join(log_lines) + "\n")
+        _save_resume(run_dir / "resume", model, optimiser, state)
+        bar.set_postfix(loss=f"{train_loss:.3f}",
+                        valid=f"{100 * score:.1f}", best=f"{100 * state['best_score']:.1f}")
+        if stop_after_epoch is not None and epoch >= stop_after_epoch:
+            bar.close()
+            return RunResult(run_dir, state["best_epoch"], {}, {})
+    bar.close()
+    return finish_run(dataset, run_dir, train_config, state["best_epoch"])
+
+
+def finish_run(dataset: Dataset, run_dir: Path, train_config: TrainConfig,
+               best_epoch: int) -> RunResult:
+    """Evaluate the validation-selected checkpoint on validation and test; write the results."""
+    checkpoint = load_checkpoint(run_dir / "checkpoint")
+    metrics, diagnostics = {"best_epoch": best_epoch}, {}
+    for split in ("valid", "test"):
+        if split not in dataset.splits:
+            continue
+        result = evaluate_model(checkpoint.model, dataset.split(split), dataset.label_names,
+                                dataset.feature_spec, train_config.batch_size,
+                                train_config.max_positions, diagnostics=True)
+        metrics[split] = result["metrics"]
+        diagnostics[split] = result["diagnostics"]
+    write_json(run_dir / "metrics.json", metrics)
+    write_json(run_dir / "diagnostics.json", diagnostics)
+    return RunResult(run_dir, best_epoch, metrics, diagnostics)
+
+
+def _train_epoch(model: HotspotERC, optimiser: torch.optim.Optimizer, dialogues, dataset: Dataset,
+                 config: TrainConfig, epoch: int) -> float:
+    model.train()
+    torch.manual_seed(config.seed * 100_003 + epoch)
+    generator = np.random.default_rng([config.seed, epoch])
+    total, batches = 0.0, 0
+    for batch in iterate_batches(dialogues, dataset.label_names, dataset.feature_spec,
+                                 config.batch_size, shuffle=True, generator=generator,
+                                 max_positions=config.max_positions):
+        output = model(batch)
+        loss = model.loss(output, batch.labels)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimiser.step()
+        total += float(loss.detach())
+        batches += 1
+    return total / max(batches, 1)
+
+
+def _check_or_write_config(path: Path, resolved: dict) -> None:
+    if path.exists():
+        existing = json.loads(path.read_text(encoding="utf-8"))
+        if existing != json.loads(json.dumps(resolved)):
+            raise ValueError(f"{path}: this run folder holds a run with another configuration; "
+                             "use a new --out folder or delete it")
+        return
+    write_json(path, resolved)
+
+
+def _read_log(path: Path, epochs_done: int) -> list[str]:
+    if not path.exists():
+        return []
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return lines[:epochs_done]
+
+
+def _save_resume(folder: Path, model: HotspotERC, optimiser: torch.optim.Optimizer,
+                 state: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    optimiser_state = optimiser.state_dict()
+    arrays = {f"model/{k}": v for k, v in state_to_arrays(model.state_dict()).items()}
+    for index, slots in optimiser_state["state"].items():
+        for name, value in slots.items():
+            arrays[f"optim/{index}/{name}"] = np.asarray(value.detach().cpu().numpy()
+                                                         if torch.is_tensor(value) else value)
+    write_npz(folder / "state.npz", arrays)
+    # state.json is written last: its presence marks a complete resume point.
+    write_json(folder / "state.json", {**state, "param_groups": optimiser_state["param_groups"]})
+
+
+def _load_resume(folder: Path, model: HotspotERC, optimiser: torch.optim.Optimizer) -> dict:
+    meta = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    with np.load(folder / "state.npz", allow_pickle=False) as arrays:
+        tensors = arrays_to_state(arrays)
+    model.load_state_dict({k[len("model/"):]: v for k, v in tensors.items()
+                           if k.startswith("model/")})
+    slots: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim/"):
+            _, index, name = key.split("/")
+            slots.setdefault(int(index), {})[name] = value
+    optimiser.load_state_dict({"state": slots, "param_groups": meta.pop("param_groups")})
+    return meta

@@ -1,0 +1,92 @@
+"""The one typed configuration every model variant is built from, saved beside each checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from hotspot_erc.data.dialogue import MODALITIES
+
+
+@dataclass
+class ModelConfig:
+    """Hyperparameters of :class:`hotspot_erc.model.model.HotspotERC`.
+
+    ``input_dims`` maps each modality the model reads to ``(global_dim, local_dim)``; it is filled
+    from the dataset's feature spec. The switches ``use_hgf``, ``use_moa``, ``moa_routing``,
+    ``use_graph``, ``temporal_edges``, ``cross_edges`` and ``pairwise_crossmodal`` are what the
+    named variants of :mod:`hotspot_erc.model.variants` change.
+    """
+
+    variant: str = "full"
+    input_dims: dict[str, tuple[int, int]] = field(default_factory=dict)
+    num_classes: int = 6
+    hidden: int = 64
+    dropout: float = 0.2
+    heads: int = 4
+    # Hotspot-Gated Fusion
+    use_hgf: bool = True
+    hgf_encoder: str = "transformer"
+    hgf_layers: int = 1
+    smoothing_kernel: int = 3
+    use_prior: bool = True
+    hotspot_weighting: str = "sigmoid"
+    # Mixture-of-Aligners
+    use_moa: bool = True
+    moa_routing: bool = True
+    num_experts: int = 4
+    top_k: int = 2
+    max_shift: int = 4
+    conv_kernel: int = 9
+    balance_weight: float = 0.01
+    # Cross-modal graph
+    use_graph: bool = True
+    past: int = 11
+    future: int = 5
+    temporal_edges: bool = True
+    cross_edges: bool = True
+    speaker_relations: bool = False
+    # CORECT's pairwise cross-modal transformers over the dialogue (the `corect` baseline)
+    pairwise_crossmodal: bool = False
+    pairwise_layers: int = 2
+    # Loss
+    class_weights: list[float] | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.input_dims if m not in MODALITIES]
+        if unknown:
+            raise ValueError(f"ModelConfig.input_dims: unknown modalities {unknown}; "
+                             f"expected a subset of {MODALITIES}")
+        self.input_dims = {m: (int(g), int(loc)) for m, (g, loc) in self.input_dims.items()}
+        if self.top_k < 1 or self.top_k > self.num_experts:
+            raise ValueError(f"ModelConfig.top_k must be in 1..num_experts ({self.num_experts}), "
+                             f"got {self.top_k}")
+        if self.class_weights is not None and len(self.class_weights) != self.num_classes:
+            raise ValueError(f"ModelConfig.class_weights: expected {self.num_classes} weights, "
+                             f"got {len(self.class_weights)}")
+
+    @property
+    def modalities(self) -> list[str]:
+        """The modalities the model reads, in canonical order."""
+        return [m for m in MODALITIES if m in self.input_dims]
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["input_dims"] = {m: list(d) for m, d in self.input_dims.items()}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"ModelConfig: unknown keys {unknown}")
+        data = dict(data)
+        data["input_dims"] = {m: tuple(d) for m, d in data.get("input_dims", {}).items()}
+        return cls(**data)
+
+    def replace(self, **changes) -> ModelConfig:
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ValueError(f"ModelConfig: unknown keys {unknown}")
+        return dataclasses.replace(self, **changes)

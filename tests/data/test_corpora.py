@@ -1,0 +1,47 @@
+"""Loading datasets by name, with the corpus root from the argument or the environment."""
+
+from __future__ import annotations
+
+import pytest
+
+from hotspot_erc.data.corpora import DATASET_NAMES, load_dataset
+from hotspot_erc.data.dialogue import Dataset
+from hotspot_erc.data.paths import DATA_ENV
+
+
+def test_names():
+    assert DATASET_NAMES == ("iemocap6", "iemocap4", "meld", "synthetic")
+
+
+@pytest.mark.parametrize("name, label_count, test_dialogues", [
+    ("iemocap6", 6, 31), ("iemocap4", 4, 31), ("meld", 7, 280)])
+def test_real_corpora_by_name(shared_data, name, label_count, test_dialogues):
+    dataset = load_dataset(name, shared_data)
+    assert isinstance(dataset, Dataset)
+    assert dataset.name == name
+    assert len(dataset.label_names) == label_count
+    assert len(dataset.splits["test"]) == test_dialogues
+
+
+def test_root_from_the_environment(shared_data, monkeypatch):
+    monkeypatch.setenv(DATA_ENV, str(shared_data))
+    assert load_dataset("iemocap4").stats()["valid"]["utterances"] == 326
+
+
+def test_no_root_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    with pytest.raises(FileNotFoundError, match=DATA_ENV):
+        load_dataset("meld")
+
+
+def test_unknown_name_lists_the_names():
+    with pytest.raises(ValueError, match="iemocap6, iemocap4, meld, synthetic"):
+        load_dataset("iemocap5")
+
+
+def test_synthetic_needs_no_root(monkeypatch):
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    dataset = load_dataset("synthetic")
+    assert isinstance(dataset, Dataset)
+    assert set(dataset.splits) >= {"train", "valid", "test"}
+    assert dataset.modalities

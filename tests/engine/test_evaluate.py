@@ -1,0 +1,62 @@
+"""Evaluating a checkpoint on any split, and refusing features it was not trained on."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from sklearn.metrics import f1_score
+
+from hotspot_erc.data.dialogue import Dataset, FeatureSpec, ModalitySpec
+from hotspot_erc.engine.checkpoint import FeatureSpecMismatch
+from hotspot_erc.engine.evaluate import evaluate_checkpoint
+from hotspot_erc.engine.train import train
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_dataset, tmp_path_factory):
+    from hotspot_erc.engine.train import TrainConfig, model_config_for
+    from hotspot_erc.model.config import ModelConfig
+
+    folder = tmp_path_factory.mktemp("run")
+    config = model_config_for(tiny_dataset, ModelConfig(hidden=16, heads=2, past=2, future=1))
+    train(tiny_dataset, config, TrainConfig(epochs=2, batch_size=3, threads=1), folder,
+          progress=False)
+    return folder
+
+
+@pytest.mark.parametrize("split", ["train", "valid", "test"])
+def test_evaluate_any_split(run_dir, tiny_dataset, split):
+    result = evaluate_checkpoint(run_dir, tiny_dataset, split)
+    predictions = result["predictions"]
+    scored = [u for d in tiny_dataset.split(split) for u in d.utterances]
+    assert predictions["utterance_ids"] == [u.uid for u in scored]
+    assert result["metrics"]["weighted_f1"] == pytest.approx(
+        f1_score(predictions["true"], predictions["predicted"], average="weighted"))
+    assert result["notices"] == []
+    assert "modalities" in result["diagnostics"]
+
+
+def test_test_metrics_match_the_run(run_dir, tiny_dataset):
+    import json
+
+    stored = json.loads((run_dir / "metrics.json").read_text())
+    assert evaluate_checkpoint(run_dir, tiny_dataset, "test")["metrics"] == stored["test"]
+
+
+def test_wrong_features_are_refused(run_dir, tiny_dataset):
+    other = copy.deepcopy(tiny_dataset)
+    spec = dict(other.feature_spec.modalities)
+    spec["audio"] = ModalitySpec("opensmile-egemaps", "1", 24, 24)
+    other = Dataset(other.name, other.dialogues, other.label_names, other.splits,
+                    FeatureSpec(spec))
+    with pytest.raises(FeatureSpecMismatch, match="audio.extractor"):
+        evaluate_checkpoint(run_dir, other, "test")
+
+
+def test_other_labels_are_refused(run_dir, tiny_dataset):
+    other = copy.deepcopy(tiny_dataset)
+    other = Dataset(other.name, other.dialogues, list(reversed(other.label_names)), other.splits,
+                    other.feature_spec)
+    with pytest.raises(ValueError, match="checkpoint labels"):
+        evaluate_checkpoint(run_dir, other, "test")

@@ -1,0 +1,128 @@
+"""Each aligner expert on its own: what it computes and that padding never leaks into it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hotspot_erc.model.aligners import (
+    DepthwiseConvAligner,
+    IdentityAligner,
+    LowRankAligner,
+    ShiftAligner,
+    build_aligner_experts,
+)
+
+HIDDEN = 6
+
+
+def _inputs(lengths: list[int], max_len: int = 10,
+            seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(len(lengths), max_len, HIDDEN, generator=generator)
+    mask = torch.arange(max_len).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
+    return x, mask
+
+
+def _perturb_padding(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return torch.where(mask.unsqueeze(-1), x, 1e4 * torch.randn_like(x))
+
+
+def test_identity_returns_input_at_valid_positions_and_zero_at_padding():
+    x, mask = _inputs([10, 4])
+    out = IdentityAligner()(x, mask)
+    assert torch.equal(out[mask], x[mask])
+    assert torch.equal(out[~mask], torch.zeros_like(out[~mask]))
+
+
+@pytest.mark.parametrize("offset", [-3, -1, 0, 2, 4])
+def test_shift_moves_an_impulse_by_the_offset_its_logits_select(offset):
+    shift = ShiftAligner(max_shift=4)
+    with torch.no_grad():
+        shift.shift_logits.fill_(-50.0)
+        shift.shift_logits[offset + shift.max_shift] = 50.0
+    x = torch.zeros(1, 12, HIDDEN)
+    x[0, 5] = torch.arange(1.0, HIDDEN + 1)  # a one-hot impulse in time with distinct channels
+    mask = torch.ones(1, 12, dtype=torch.bool)
+    out = shift(x, mask)
+    expected = torch.zeros_like(x)
+    expected[0, 5 + offset] = x[0, 5]
+    torch.testing.assert_close(out, expected)
+
+
+def test_shift_offsets_match_logit_indices():
+    assert ShiftAligner(max_shift=2).offsets().tolist() == [-2, -1, 0, 1, 2]
+
+
+def test_shift_with_uniform_logits_averages_the_window_and_learns():
+    shift = ShiftAligner(max_shift=1)
+    x = torch.zeros(1, 5, HIDDEN)
+    x[0, 2] = 3.0
+    out = shift(x, torch.ones(1, 5, dtype=torch.bool))
+    torch.testing.assert_close(out[0, 1:4], torch.ones(3, HIDDEN))
+    assert out[0, [0, 4]].abs().sum() == 0
+    (out[0, 1].sum() * 2 + out[0, 3].sum()).backward()
+    assert shift.shift_logits.grad is not None and shift.shift_logits.grad.abs().sum() > 0
+
+
+def test_shift_does_not_carry_content_into_or_out_of_padding():
+    shift = ShiftAligner(max_shift=3)
+    with torch.no_grad():
+        shift.shift_logits.normal_()
+    x, mask = _inputs([10, 6, 2])
+    out = shift(x, mask)
+    torch.testing.assert_close(out, shift(_perturb_padding(x, mask), mask))
+    assert out[~mask].abs().sum() == 0
+
+
+def test_conv_respects_the_mask_and_spans_its_kernel():
+    conv = DepthwiseConvAligner(HIDDEN, kernel_size=5)
+    x, mask = _inputs([10, 7, 1])
+    out = conv(x, mask)
+    torch.testing.assert_close(out, conv(_perturb_padding(x, mask), mask))
+    assert out[~mask].abs().sum() == 0
+
+    impulse = torch.zeros(1, 11, HIDDEN)
+    impulse[0, 5] = 1.0
+    response = conv(impulse, torch.ones(1, 11, dtype=torch.bool)) - conv.conv.bias
+    reached = response.abs().sum(-1)[0] > 0  # (11,)
+    assert reached.tolist() == [False] * 3 + [True] * 5 + [False] * 3
+
+
+def test_low_rank_respects_the_mask_and_its_rank():
+    low_rank = LowRankAligner(HIDDEN, rank=2)
+    x, mask = _inputs([10, 3])
+    out = low_rank(x, mask)
+    torch.testing.assert_close(out, low_rank(_perturb_padding(x, mask), mask))
+    assert out[~mask].abs().sum() == 0
+    # The map applied to the identity basis is its matrix; a rank-2 map has rank 2.
+    matrix = low_rank(torch.eye(HIDDEN).unsqueeze(0), torch.ones(1, HIDDEN, dtype=torch.bool))[0]
+    assert torch.linalg.matrix_rank(matrix).item() == 2
+
+
+@pytest.mark.parametrize(("num_experts", "kinds"), [
+    (3, ["identity", "shift", "conv"]),
+    (4, ["identity", "shift", "conv", "low_rank"]),
+    (6, ["identity", "shift", "conv", "low_rank", "shift", "conv"]),
+])
+def test_build_lays_out_kinds_in_order(num_experts, kinds):
+    experts = build_aligner_experts(num_experts, HIDDEN, max_shift=2, conv_kernel=5, low_rank=3)
+    assert [expert.kind for expert in experts] == kinds
+
+
+def test_repeated_kinds_have_their_own_parameters():
+    experts = build_aligner_experts(6, HIDDEN, max_shift=2, conv_kernel=5, low_rank=3)
+    assert experts[1].shift_logits is not experts[4].shift_logits
+    assert experts[2].conv.weight is not experts[5].conv.weight
+
+
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda: build_aligner_experts(2, HIDDEN, max_shift=2, conv_kernel=5, low_rank=3),
+     "num_experts must be at least 3"),
+    (lambda: ShiftAligner(0), "max_shift must be at least 1"),
+    (lambda: DepthwiseConvAligner(HIDDEN, 4), "kernel_size must be odd"),
+    (lambda: LowRankAligner(HIDDEN, HIDDEN + 1), "rank must be in 1..hidden"),
+])
+def test_bad_options_are_rejected(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
