@@ -59,3 +59,14 @@ def test_train_then_evaluate(capsys, tmp_path):
                  "--split", "valid", "--out", str(tmp_path / "eval.json")]) == 0
     result = json.loads((tmp_path / "eval.json").read_text())
     assert set(result["metrics"]) >= {"accuracy", "weighted_f1", "macro_f1"}
+
+
+def test_generate_then_read_the_store(capsys, tmp_path):
+    out = tmp_path / "store"
+    assert main(["data", "generate", "--out", str(out), "--synthetic-set", "num_train=3",
+                 "--synthetic-set", "num_valid=1", "--synthetic-set", "num_test=1"]) == 0
+    capsys.readouterr()
+    assert main(["data", "stats", "--dataset", str(out), "--format", "store"]) == 0
+    out_text = capsys.readouterr().out
+    assert "train            3" in out_text
+    assert "modalities: text, audio, video" in out_text

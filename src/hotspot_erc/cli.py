@@ -14,7 +14,18 @@ from hotspot_erc.data.dialogue import DataFormatError
 def _cmd_data_stats(args: argparse.Namespace) -> int:
     from hotspot_erc.data.corpora import load_dataset
 
-    dataset = load_dataset(args.dataset, args.data)
+    if args.format is not None:
+        from hotspot_erc.data.corpora import load_path
+
+        dataset = load_path(args.dataset, args.format,
+                            **_parse_overrides(args.format_option, "--format-option"))
+    elif args.dataset == "synthetic":
+        from hotspot_erc.data.synthetic import SyntheticConfig, generate_dataset
+
+        dataset = generate_dataset(SyntheticConfig(
+            **_parse_overrides(args.synthetic_set, "--synthetic-set")))
+    else:
+        dataset = load_dataset(args.dataset, args.data)
     print(f"{dataset.name}: {dataset.description}")
     stats = dataset.stats()
     labels = dataset.label_names
@@ -26,6 +37,18 @@ def _cmd_data_stats(args: argparse.Namespace) -> int:
         print(f"{split:<8}{row['dialogues']:>10}{row['utterances']:>12}{row['scored']:>8}  "
               f"{counts}")
     print("modalities:", ", ".join(dataset.modalities) or "none (text only, no features yet)")
+    return 0
+
+
+def _cmd_data_generate(args: argparse.Namespace) -> int:
+    from hotspot_erc.data.store import save_dataset
+    from hotspot_erc.data.synthetic import SyntheticConfig, generate_dataset
+
+    dataset = generate_dataset(SyntheticConfig(
+        **_parse_overrides(args.synthetic_set, "--synthetic-set")))
+    save_dataset(dataset, args.out)
+    print(f"wrote {len(dataset.dialogues)} dialogues to the feature store {args.out} "
+          f"(train on it with --dataset {args.out})")
     return 0
 
 
@@ -173,7 +196,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="iemocap6, iemocap4, meld or synthetic")
     stats.add_argument("--data", default=None,
                        help="corpus folder (default: $HOTSPOT_ERC_DATA)")
+    stats.add_argument("--format", default=None,
+                       help="read --dataset as a path in this format: " + ", ".join(FORMATS))
+    stats.add_argument("--format-option", action="append", metavar="KEY=VALUE")
+    stats.add_argument("--synthetic-set", action="append", metavar="KEY=VALUE")
     stats.set_defaults(func=_cmd_data_stats)
+
+    generate = data_commands.add_parser(
+        "generate", help="write the synthetic benchmark to a feature-store folder")
+    generate.add_argument("--out", required=True)
+    generate.add_argument("--synthetic-set", action="append", metavar="KEY=VALUE",
+                          help="generator knob, e.g. lag_max=1.5 (see SyntheticConfig)")
+    generate.set_defaults(func=_cmd_data_generate)
 
     models = commands.add_parser("models", help="list the named model variants")
     models.add_argument("pattern", nargs="?", default="*", help="wildcard filter, e.g. 'no_*'")

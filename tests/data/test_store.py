@@ -243,3 +243,11 @@ def test_ambiguous_features_key_lists_the_keys(tmp_path, dataset):
     assert chosen.feature_spec.modalities["audio"].version == "2"
     assert list(chosen.feature_spec.modalities) == ["text", "audio"]
     assert chosen.modalities == ["text", "audio"]
+
+
+def test_features_key_refuses_path_separators():
+    from hotspot_erc.data.dialogue import ModalitySpec
+
+    assert FeatureStore.features_key(ModalitySpec("text-minilm", "1_a", 3, 3)) == "text-minilm@1_a"
+    with pytest.raises(DataFormatError, match="must not contain '/'"):
+        FeatureStore.features_key(ModalitySpec("text", "v1/2", 3, 3))

@@ -108,7 +108,13 @@ class FeatureStore:
 
     @staticmethod
     def features_key(spec: ModalitySpec) -> str:
-        return f"{spec.extractor}@{spec.version}"
+        """``extractor@version``: one folder name, so neither part may hold a path separator."""
+        key = f"{spec.extractor}@{spec.version}"
+        if any(sep in key for sep in ("/", "\\")) or key.startswith("."):
+            raise DataFormatError(f"feature spec: extractor {spec.extractor!r} and version "
+                                  f"{spec.version!r} must not contain '/' or '\\' or start "
+                                  "with '.' (they name a folder of the store)")
+        return key
 
     def has(self, modality: str, key: str, did: str) -> bool:
         return self._dialogue_path(modality, key, did).is_file()

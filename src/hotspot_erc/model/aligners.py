@@ -21,9 +21,24 @@ The four kinds, with ``x~ = mask * x`` the source with its padding zeroed:
 :func:`build_aligner_experts` lays out ``E`` experts in the order identity, shift, conv,
 low-rank; beyond four it repeats shift, conv and low-rank (each with its own parameters), never a
 second identity, which would be a duplicate of the first.
+
+Mixing in one pass. The router mixes the experts per utterance, ``M_n = sum_e w_{n,e} A_e(x_n)``.
+Identity, shift and conv are all depth-wise temporal convolutions of ``x~`` (identity is the
+centred one-tap kernel ``[1]``, shift the offset weights read backwards, the same for every
+channel), and all four experts are linear in ``x~``. So :func:`mix_experts` computes the mixture
+as one depth-wise convolution per utterance with the mixed kernel and bias
+
+    k_n = sum_{e temporal} w_{n,e} pad(k_e),    b_n = sum_{e conv} w_{n,e} b_e,
+    M_n = mask * (conv(x~_n; k_n, b_n) + sum_{e low-rank} U_e (w_{n,e} V_e^T x~_n)),
+
+where ``pad`` centres every kernel in the widest one. It reads ``x`` once and masks once instead
+of running, masking and stacking ``E`` full candidate sequences; :func:`mix_experts_reference` is
+the plain per-expert sum it is tested against.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -41,6 +56,15 @@ class IdentityAligner(nn.Module):
     """``y = mask * x``: the source as it is."""
 
     kind = "identity"
+
+    def __init__(self) -> None:
+        super().__init__()
+        # The one-tap kernel [1] as a buffer, so that it follows the module's device and dtype.
+        self.register_buffer("centre_tap", torch.ones(1, 1), persistent=False)
+
+    def temporal_kernel(self) -> tuple[Tensor, Tensor | None]:
+        """The kernel ``(1, 1)`` (shared by all channels) and no bias, as in :func:`mix_experts`."""
+        return self.centre_tap, None
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         return _zero_padding(x, mask)
@@ -70,12 +94,16 @@ class ShiftAligner(nn.Module):
         """The offsets ``(2 * max_shift + 1,)`` that ``shift_logits`` index, in positions."""
         return torch.arange(-self.max_shift, self.max_shift + 1, device=self.shift_logits.device)
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        hidden = x.shape[-1]
+    def temporal_kernel(self) -> tuple[Tensor, Tensor | None]:
+        """The kernel ``(1, 2S+1)`` (shared by all channels) and no bias."""
         offset_weights = torch.softmax(self.shift_logits, dim=0)  # (2S+1,)
         # conv1d is a cross-correlation, out_t = sum_i k_i x_{t+i-S}; the offset s = S - i, so
         # the kernel is the offset weights read backwards.
-        kernel = offset_weights.flip(0).view(1, 1, -1).expand(hidden, 1, -1)  # (H, 1, 2S+1)
+        return offset_weights.flip(0).unsqueeze(0), None
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        hidden = x.shape[-1]
+        kernel = self.temporal_kernel()[0].unsqueeze(0).expand(hidden, 1, -1)  # (H, 1, 2S+1)
         source = _zero_padding(x, mask).transpose(1, 2)  # (N, H, L)
         shifted = functional.conv1d(source, kernel, padding=self.max_shift, groups=hidden)
         return _zero_padding(shifted.transpose(1, 2), mask)
@@ -97,6 +125,10 @@ class DepthwiseConvAligner(nn.Module):
             raise ValueError(f"DepthwiseConvAligner: kernel_size must be odd and at least 3, "
                              f"got {kernel_size}")
         self.conv = nn.Conv1d(hidden, hidden, kernel_size, padding=kernel_size // 2, groups=hidden)
+
+    def temporal_kernel(self) -> tuple[Tensor, Tensor | None]:
+        """The per-channel kernel ``(H, kernel_size)`` and bias ``(H,)``."""
+        return self.conv.weight.squeeze(1), self.conv.bias
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         source = _zero_padding(x, mask).transpose(1, 2)  # (N, H, L)
@@ -147,3 +179,49 @@ def build_aligner_experts(num_experts: int, hidden: int, *, max_shift: int, conv
              else repeated_kinds[(e - len(EXPERT_KINDS)) % len(repeated_kinds)]
              for e in range(num_experts)]
     return nn.ModuleList(make(kind) for kind in kinds)
+
+
+def mix_experts_reference(experts: Sequence[nn.Module], weights: Tensor, x: Tensor,
+                          mask: Tensor) -> Tensor:
+    """``sum_e weights[:, e] * experts[e](x, mask)``, each expert run on its own (for tests).
+
+    Shapes: ``weights`` ``(N, E)``, ``x`` ``(N, L, H)``, ``mask`` ``(N, L)`` -> ``(N, L, H)``.
+    """
+    candidates = torch.stack([expert(x, mask) for expert in experts], dim=1)  # (N, E, L, H)
+    return torch.einsum("ne,nelh->nlh", weights, candidates)
+
+
+def mix_experts(experts: Sequence[nn.Module], weights: Tensor, x: Tensor, mask: Tensor) -> Tensor:
+    """The same mixture as :func:`mix_experts_reference`, in one pass (see the module docstring).
+
+    Shapes: ``weights`` ``(N, E)``, ``x`` ``(N, L, H)``, ``mask`` ``(N, L)`` -> ``(N, L, H)``,
+    zero where ``mask`` is False. An expert with weight exactly 0 for every row gets an exactly
+    zero gradient, as in the reference.
+    """
+    num_rows, length, hidden = x.shape
+    source = _zero_padding(x, mask)  # (N, L, H)
+    temporal = [e for e, expert in enumerate(experts) if expert.kind != "low_rank"]
+    # Weighting the rank-r code of a low-rank expert is cheaper than weighting its H-wide output.
+    terms = [experts[e].up(weights[:, e, None, None] * experts[e].down(source))
+             for e, expert in enumerate(experts) if expert.kind == "low_rank"]  # (N, L, H) each
+    if temporal and num_rows:
+        kernels = [experts[e].temporal_kernel() for e in temporal]
+        width = max(kernel.shape[-1] for kernel, _ in kernels)
+        padded = torch.stack([
+            functional.pad(kernel, ((width - kernel.shape[-1]) // 2,) * 2).expand(hidden, width)
+            for kernel, _ in kernels])  # (T, H, W)
+        mixed_kernel = torch.einsum("nt,thw->nhw", weights[:, temporal], padded)  # (N, H, W)
+        biased = [(e, bias) for e, (_, bias) in zip(temporal, kernels, strict=True)
+                  if bias is not None]
+        mixed_bias = (torch.einsum("nb,bh->nh", weights[:, [e for e, _ in biased]],
+                                   torch.stack([bias for _, bias in biased])).reshape(-1)
+                      if biased else None)  # (N*H,)
+        # One group per (utterance, channel): a depth-wise convolution with a kernel per utterance.
+        convolved = functional.conv1d(
+            source.transpose(1, 2).reshape(1, num_rows * hidden, length),
+            mixed_kernel.reshape(num_rows * hidden, 1, width), mixed_bias,
+            padding=width // 2, groups=num_rows * hidden)  # (1, N*H, L)
+        terms.append(convolved.view(num_rows, hidden, length).transpose(1, 2))
+    if not terms:  # no rows at all
+        return source
+    return _zero_padding(sum(terms[1:], terms[0]), mask)

@@ -23,9 +23,15 @@ utterance goes to one expert with probability 1. :class:`MoAOutput` carries its 
 
 Choices the paper leaves open, and ours:
 
-* All ``E`` experts are evaluated densely and mixed with weights that are zero outside TopK:
-  experts are light and ``E`` is small, so this is simpler than gathering per utterance and gives
-  the same result (an unselected expert gets an exactly zero gradient).
+* All ``E`` experts are mixed densely with weights that are zero outside TopK, in one pass:
+  every expert is linear in the source, so the mixture is one depth-wise convolution per
+  utterance with the mixed kernel plus the weighted low-rank term
+  (:func:`hotspot_erc.model.aligners.mix_experts`, tested against running each expert on its
+  own). An unselected expert gets an exactly zero gradient.
+* Dropout acts on the cross-attention's output (the residual branch of step 3), not on its
+  attention weights: dropping weights of the ``(N, heads, Lj, Lk)`` attention maps forces
+  PyTorch's plain attention, which builds those maps in memory, where without it the fused
+  (flash) kernel runs; on CPU that was about 20 times slower for the whole model.
 * The renormaliser ``sum_{f in T} p_f`` is detached from the graph. The weights keep exactly their
   renormalised values, but the router receives the task gradient through each kept ``p_e`` as in
   Switch Transformer; with the normaliser attached and ``K = 1`` the weight would be the constant
@@ -50,7 +56,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional
 
-from hotspot_erc.model.aligners import build_aligner_experts
+from hotspot_erc.model.aligners import build_aligner_experts, mix_experts
 from hotspot_erc.model.pooling import AttentionPool, masked_mean
 
 
@@ -125,7 +131,8 @@ class PairAligner(nn.Module):
             self.experts = build_aligner_experts(num_experts, hidden, max_shift=max_shift,
                                                  conv_kernel=conv_kernel, low_rank=low_rank)
             self.router = nn.Linear(2 * hidden, num_experts)
-        self.cross_attention = nn.MultiheadAttention(hidden, heads, dropout=dropout,
+        # No dropout on the attention weights (see the module docstring): only on its output.
+        self.cross_attention = nn.MultiheadAttention(hidden, heads, dropout=0.0,
                                                      batch_first=True)
         self.dropout = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(hidden)
@@ -141,9 +148,7 @@ class PairAligner(nn.Module):
             kept_probs, selected = probs.topk(self.top_k, dim=-1)  # (N, K)
             kept_weights = kept_probs / kept_probs.sum(dim=-1, keepdim=True).detach()
             weights = torch.zeros_like(probs).scatter(-1, selected, kept_weights)  # (N, E)
-            candidates = torch.stack([expert(source, source_mask) for expert in self.experts],
-                                     dim=1)  # (N, E, Lk, H)
-            keys = torch.einsum("ne,nelh->nlh", weights, candidates)
+            keys = mix_experts(self.experts, weights, source, source_mask)  # (N, Lk, H)
             info = RoutingInfo(probs=probs, selected=selected, weights=weights, valid=valid)
         # A row without any valid source position would make every attention score -inf and the
         # softmax NaN (NaN gradients too); such rows attend to their zeroed keys instead, and the
@@ -164,7 +169,8 @@ class MixtureOfAligners(nn.Module):
         num_experts (int): ``E`` experts per ordered pair, at least 3 (default 4).
         top_k (int): experts kept per utterance, ``1 <= K <= E`` (default 2).
         heads (int): attention heads of the cross-attention; must divide ``hidden`` (default 4).
-        dropout (float): dropout on attention weights and the residual branch (default 0.1).
+        dropout (float): dropout on the cross-attention's output, before the residual sum
+            (default 0.1).
         routing (bool): False gives the ``fixed_align`` ablation (default True).
         max_shift (int): largest displacement of the shift expert (default 4).
         conv_kernel (int): odd width of the depth-wise convolution expert (default 9).
