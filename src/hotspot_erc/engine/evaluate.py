@@ -11,6 +11,7 @@ import torch
 from hotspot_erc.data.batch import IGNORE_INDEX, iterate_batches
 from hotspot_erc.data.dialogue import Dataset, Dialogue, FeatureSpec
 from hotspot_erc.engine.checkpoint import load_checkpoint
+from hotspot_erc.engine.config import TrainConfig, batch_positions
 from hotspot_erc.engine.diagnostics import DiagnosticsAccumulator
 from hotspot_erc.engine.metrics import classification_metrics
 from hotspot_erc.model.model import HotspotERC
@@ -56,7 +57,8 @@ def evaluate_checkpoint(checkpoint_dir: str | os.PathLike, dataset: Dataset, spl
     if list(checkpoint.label_names) != list(dataset.label_names):
         raise ValueError(f"checkpoint labels {checkpoint.label_names} differ from the labels of "
                          f"dataset {dataset.name}: {dataset.label_names}")
-    max_positions = checkpoint.train_config.get("max_positions") or None
+    max_positions = batch_positions(checkpoint.config,
+                                    TrainConfig.from_dict(checkpoint.train_config))
     result = evaluate_model(checkpoint.model, dataset.split(split), dataset.label_names,
                             checkpoint.feature_spec, batch_size, max_positions, diagnostics)
     result["notices"] = notices

@@ -17,12 +17,11 @@ checkpoint selected on validation.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,39 +37,10 @@ from hotspot_erc.engine.checkpoint import (
     save_checkpoint,
     state_to_arrays,
 )
+from hotspot_erc.engine.config import TrainConfig, batch_positions
 from hotspot_erc.engine.evaluate import evaluate_model
 from hotspot_erc.model.config import ModelConfig
 from hotspot_erc.model.model import HotspotERC
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation and selection settings (Adam)."""
-
-    epochs: int = 40
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    batch_size: int = 10
-    patience: int = 10
-    seed: int = 0
-    grad_clip: float = 1.0
-    selection_metric: str = "weighted_f1"
-    max_positions: dict[str, int] = field(default_factory=dict)
-    threads: int = 2
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"TrainConfig: unknown keys {unknown}")
-        return cls(**data)
-
-    def replace(self, **changes) -> TrainConfig:
-        return dataclasses.replace(self, **changes)
 
 
 @dataclass
@@ -114,6 +84,7 @@ def train(dataset: Dataset, model_config: ModelConfig, train_config: TrainConfig
     if (run_dir / "resume" / "state.json").exists():
         state = _load_resume(run_dir / "resume", model, optimiser)
 
+    positions = batch_positions(model_config, train_config)
     train_dialogues = dataset.split("train")
     valid_dialogues = dataset.split("valid")
     log_path = run_dir / "epochs.jsonl"
@@ -124,9 +95,10 @@ def train(dataset: Dataset, model_config: ModelConfig, train_config: TrainConfig
         if state["bad_epochs"] >= train_config.patience:
             break
         started = time.perf_counter()
-        train_loss = _train_epoch(model, optimiser, train_dialogues, dataset, train_config, epoch)
+        train_loss = _train_epoch(model, optimiser, train_dialogues, dataset, train_config, epoch,
+                                  positions)
         valid = evaluate_model(model, valid_dialogues, dataset.label_names, dataset.feature_spec,
-                               train_config.batch_size, train_config.max_positions)
+                               train_config.batch_size, positions)
         score = valid["metrics"][train_config.selection_metric]
         improved = score > state["best_score"]
         if improved:
@@ -161,7 +133,8 @@ def finish_run(dataset: Dataset, run_dir: Path, train_config: TrainConfig,
             continue
         result = evaluate_model(checkpoint.model, dataset.split(split), dataset.label_names,
                                 dataset.feature_spec, train_config.batch_size,
-                                train_config.max_positions, diagnostics=True)
+                                batch_positions(checkpoint.config, train_config),
+                                diagnostics=True)
         metrics[split] = result["metrics"]
         diagnostics[split] = result["diagnostics"]
     write_json(run_dir / "metrics.json", metrics)
@@ -170,14 +143,14 @@ def finish_run(dataset: Dataset, run_dir: Path, train_config: TrainConfig,
 
 
 def _train_epoch(model: HotspotERC, optimiser: torch.optim.Optimizer, dialogues, dataset: Dataset,
-                 config: TrainConfig, epoch: int) -> float:
+                 config: TrainConfig, epoch: int, positions: dict[str, int]) -> float:
     model.train()
     torch.manual_seed(config.seed * 100_003 + epoch)
     generator = np.random.default_rng([config.seed, epoch])
     total, batches = 0.0, 0
     for batch in iterate_batches(dialogues, dataset.label_names, dataset.feature_spec,
                                  config.batch_size, shuffle=True, generator=generator,
-                                 max_positions=config.max_positions):
+                                 max_positions=positions):
         output = model(batch)
         loss = model.loss(output, batch.labels)
         optimiser.zero_grad(set_to_none=True)

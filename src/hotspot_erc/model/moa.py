@@ -57,6 +57,7 @@ from torch import Tensor, nn
 from torch.nn import functional
 
 from hotspot_erc.model.aligners import build_aligner_experts, mix_experts
+from hotspot_erc.model.hgf import ThresholdDropout, multi_head_attention
 from hotspot_erc.model.pooling import AttentionPool, masked_mean
 
 
@@ -117,8 +118,10 @@ class PairAligner(nn.Module):
     """Steps 1-3 of the module docstring for one ordered pair source -> target.
 
     ``forward(target (N, Lj, H), target_mask (N, Lj), source (N, Lk, H), source_mask (N, Lk),
-    valid (N,))`` returns the cross-attended target ``(N, Lj, H)`` (meaningful only where
-    ``valid``) and the :class:`RoutingInfo`, or None when ``routing`` is False.
+    valid (N,), summaries=None)`` returns the cross-attended target ``(N, Lj, H)`` (meaningful
+    only where ``valid``) and the :class:`RoutingInfo`, or None when ``routing`` is False.
+    ``summaries`` are the router's inputs ``(mean(target), mean(source))``, each ``(N, H)``;
+    :class:`MixtureOfAligners` computes each modality's mean once for all its pairs.
     """
 
     def __init__(self, hidden: int, *, num_experts: int, top_k: int, heads: int, dropout: float,
@@ -134,17 +137,19 @@ class PairAligner(nn.Module):
         # No dropout on the attention weights (see the module docstring): only on its output.
         self.cross_attention = nn.MultiheadAttention(hidden, heads, dropout=0.0,
                                                      batch_first=True)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = ThresholdDropout(dropout)
         self.norm = nn.LayerNorm(hidden)
 
     def forward(self, target: Tensor, target_mask: Tensor, source: Tensor, source_mask: Tensor,
-                valid: Tensor) -> tuple[Tensor, RoutingInfo | None]:
+                valid: Tensor, summaries: tuple[Tensor, Tensor] | None = None,
+                ) -> tuple[Tensor, RoutingInfo | None]:
         info = None
         keys = source
         if self.routing:
-            summaries = torch.cat([masked_mean(target, target_mask, dim=1),
-                                   masked_mean(source, source_mask, dim=1)], dim=-1)  # (N, 2H)
-            probs = torch.softmax(self.router(summaries), dim=-1)  # (N, E)
+            if summaries is None:
+                summaries = (masked_mean(target, target_mask, dim=1),
+                             masked_mean(source, source_mask, dim=1))
+            probs = torch.softmax(self.router(torch.cat(summaries, dim=-1)), dim=-1)  # (N, E)
             kept_probs, selected = probs.topk(self.top_k, dim=-1)  # (N, K)
             kept_weights = kept_probs / kept_probs.sum(dim=-1, keepdim=True).detach()
             weights = torch.zeros_like(probs).scatter(-1, selected, kept_weights)  # (N, E)
@@ -154,8 +159,7 @@ class PairAligner(nn.Module):
         # softmax NaN (NaN gradients too); such rows attend to their zeroed keys instead, and the
         # caller discards them through ``valid``.
         key_padding = ~source_mask & valid.unsqueeze(1)  # (N, Lk) True = ignore
-        attended, _ = self.cross_attention(target, keys, keys, key_padding_mask=key_padding,
-                                           need_weights=False)
+        attended = multi_head_attention(self.cross_attention, target, keys, key_padding)
         return self.norm(target + self.dropout(attended)), info
 
 
@@ -258,6 +262,8 @@ class MixtureOfAligners(nn.Module):
         valid_masks = {m: masks[m] & present[m].unsqueeze(1) for m in self.modalities}
         available = {m: valid_masks[m].any(dim=1) for m in self.modalities}  # (N,)
         clean = {m: _zero_padding(sequences[m], valid_masks[m]) for m in self.modalities}
+        means = ({m: masked_mean(clean[m], valid_masks[m], dim=1) for m in self.modalities}
+                 if self.routing else {})  # (N, H) each, shared by all pairs of the modality
 
         pooled: dict[str, Tensor] = {}
         aligned_sequences: dict[str, Tensor] = {}
@@ -265,26 +271,31 @@ class MixtureOfAligners(nn.Module):
         balance_loss = clean[self.modalities[0]].new_zeros(())
         for target in self.modalities:
             target_seq, target_mask = clean[target], valid_masks[target]
-            aligned_sum = torch.zeros_like(target_seq)  # (N, Lj, H)
-            source_count = torch.zeros_like(target_seq[:, 0, 0])  # (N,)
-            for source in self.modalities:
-                if source == target:
-                    continue
-                valid = available[source] & available[target]  # (N,)
+            sources = [m for m in self.modalities if m != target]
+            valid = {source: available[source] & available[target] for source in sources}  # (N,)
+            source_count = sum(valid[source].to(target_seq.dtype) for source in sources)  # (N,)
+            # Step 4 as one weighted sum: source k weighs valid_k / count at the target's valid
+            # positions and 0 elsewhere, so the mean and the padding mask cost one pass per
+            # source. An utterance without a source keeps its (already clean) target sequence.
+            position_weight = (target_mask.to(target_seq.dtype)
+                               / source_count.clamp(min=1.0)[:, None])  # (N, Lj)
+            lacks_source = (source_count == 0).to(target_seq.dtype)[:, None, None]  # (N, 1, 1)
+            combined = (target_seq * lacks_source if bool(lacks_source.any())
+                        else target_seq.new_zeros(()))  # broadcasts to (N, Lj, H) below
+            for source in sources:
+                summaries = (means[target], means[source]) if self.routing else None
                 aligned, info = self.aligner(source, target)(
-                    target_seq, target_mask, clean[source], valid_masks[source], valid)
-                aligned_sum = aligned_sum + torch.where(valid.view(-1, 1, 1), aligned, 0.0)
-                source_count = source_count + valid.to(source_count.dtype)
+                    target_seq, target_mask, clean[source], valid_masks[source], valid[source],
+                    summaries)  # (N, Lj, H)
+                # An absent source's row is finite (it attended to zeroed keys), so weight 0
+                # removes it exactly.
+                source_weight = position_weight * valid[source].to(target_seq.dtype)[:, None]
+                combined = torch.addcmul(combined, aligned, source_weight[..., None])
                 if info is not None:
                     routing[(source, target)] = info
                     balance_loss = balance_loss + switch_balance_loss(
-                        info.probs, info.selected, valid, self.num_experts)
-            has_source = (source_count > 0).view(-1, 1, 1)
-            combined = torch.where(has_source,
-                                   aligned_sum / source_count.clamp(min=1.0).view(-1, 1, 1),
-                                   target_seq)
-            combined = _zero_padding(combined, target_mask)  # (N, Lj, H)
-            aligned_sequences[target] = combined
+                        info.probs, info.selected, valid[source], self.num_experts)
+            aligned_sequences[target] = combined  # (N, Lj, H), zero at the target's padding
             pooled[target] = self.pools[target](combined, target_mask)  # (N, H)
         return MoAOutput(pooled=pooled, sequences=aligned_sequences, balance_loss=balance_loss,
                          routing=routing)

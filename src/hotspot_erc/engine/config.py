@@ -1,0 +1,46 @@
+"""Training settings: the optimiser, selection and batching, saved beside every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from hotspot_erc.model.config import ModelConfig
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and selection settings (Adam)."""
+
+    epochs: int = 40
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    batch_size: int = 10
+    patience: int = 10
+    seed: int = 0
+    grad_clip: float = 1.0
+    selection_metric: str = "weighted_f1"
+    max_positions: dict[str, int] = field(default_factory=dict)
+    threads: int = 2
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"TrainConfig: unknown keys {unknown}")
+        return cls(**data)
+
+    def replace(self, **changes) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def batch_positions(model_config: ModelConfig, train_config: TrainConfig) -> dict[str, int]:
+    """Positions to batch per modality: a model without HGF reads global vectors only, so its
+    batches carry one position instead of copying local sequences it never reads."""
+    if model_config.use_hgf:
+        return dict(train_config.max_positions)
+    return {m: 1 for m in model_config.modalities}
