@@ -60,3 +60,16 @@ def test_other_labels_are_refused(run_dir, tiny_dataset):
                     other.feature_spec)
     with pytest.raises(ValueError, match="checkpoint labels"):
         evaluate_checkpoint(run_dir, other, "test")
+
+
+def test_hotspot_subsets_split_the_scored_utterances(run_dir, tiny_dataset):
+    result = evaluate_checkpoint(run_dir, tiny_dataset, "test")
+    subsets = result["subsets"]
+    sizes = [subsets[k]["num_samples"] for k in ("with_hotspot", "without_hotspot")
+             if subsets[k] is not None]
+    assert sum(sizes) == result["metrics"]["num_samples"]
+    hotspot_free = [u for d in tiny_dataset.split("test") for u in d.utterances
+                    if not any(r.present and r.hotspot_truth.any() for r in u.features.values())]
+    expected = len(hotspot_free)
+    got = subsets["without_hotspot"]["num_samples"] if subsets["without_hotspot"] else 0
+    assert got == expected

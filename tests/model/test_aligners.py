@@ -11,6 +11,8 @@ from hotspot_erc.model.aligners import (
     LowRankAligner,
     ShiftAligner,
     build_aligner_experts,
+    mix_experts,
+    mix_experts_reference,
 )
 
 HIDDEN = 6
@@ -126,3 +128,68 @@ def test_repeated_kinds_have_their_own_parameters():
 def test_bad_options_are_rejected(build, message):
     with pytest.raises(ValueError, match=message):
         build()
+
+
+# --- the one-pass mixture against running every expert on its own -------------------------------
+
+
+def _randomised_experts(num_experts: int, max_shift: int, conv_kernel: int):
+    experts = build_aligner_experts(num_experts, HIDDEN, max_shift=max_shift,
+                                    conv_kernel=conv_kernel, low_rank=3)
+    generator = torch.Generator().manual_seed(num_experts)
+    with torch.no_grad():  # non-trivial shift logits and a non-zero conv bias
+        for parameter in experts.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator))
+    return experts
+
+
+@pytest.mark.parametrize("num_experts", [3, 4, 6])
+@pytest.mark.parametrize(("max_shift", "conv_kernel"), [(2, 5), (4, 3)])  # either one widest
+def test_one_pass_mixture_equals_the_per_expert_sum_with_gradients(num_experts, max_shift,
+                                                                  conv_kernel):
+    experts = _randomised_experts(num_experts, max_shift, conv_kernel)
+    x, mask = _inputs([10, 7, 1, 4])
+    x = _perturb_padding(x, mask).requires_grad_()
+    generator = torch.Generator().manual_seed(5)
+    weights = torch.softmax(torch.randn(4, num_experts, generator=generator), dim=-1)
+    weights = weights.masked_fill(torch.rand(4, num_experts, generator=generator) < 0.3, 0.0)
+    weights.requires_grad_()
+    read_out = torch.randn(4, 10, HIDDEN, generator=generator)
+
+    results = []
+    for mix in (mix_experts, mix_experts_reference):
+        out = mix(experts, weights, x, mask)
+        inputs = [x, weights, *experts.parameters()]
+        results.append((out, torch.autograd.grad((out * read_out).sum(), inputs)))
+    (fast, fast_grads), (reference, reference_grads) = results
+    torch.testing.assert_close(fast, reference, atol=1e-4, rtol=1e-5)
+    assert fast[~mask].abs().sum() == 0
+    for fast_grad, reference_grad in zip(fast_grads, reference_grads, strict=True):
+        torch.testing.assert_close(fast_grad, reference_grad, atol=1e-3, rtol=1e-4)
+    assert fast_grads[0][~mask].abs().sum() == 0  # padding is never read
+
+
+@pytest.mark.parametrize("length", [1, 2, 3])
+def test_one_pass_mixture_of_sequences_shorter_than_the_kernel(length):
+    experts = _randomised_experts(4, 4, 7)  # 9 and 7 taps against 1 to 3 positions
+    x, mask = _inputs([length, 1], max_len=length)
+    weights = torch.softmax(torch.randn(2, 4, generator=torch.Generator().manual_seed(3)), -1)
+    torch.testing.assert_close(mix_experts(experts, weights, x, mask),
+                               mix_experts_reference(experts, weights, x, mask))
+
+
+def test_an_expert_nobody_selects_gets_an_exactly_zero_gradient():
+    experts = _randomised_experts(4, 2, 5)
+    x, mask = _inputs([10, 6])
+    weights = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.0, 0.7, 0.0, 0.3]])
+    mix_experts(experts, weights, x, mask).pow(2).sum().backward()
+    conv, low_rank = experts[2], experts[3]
+    assert conv.conv.weight.grad.abs().sum() == 0 and conv.conv.bias.grad.abs().sum() == 0
+    assert low_rank.up.weight.grad.abs().sum() > 0 and experts[1].shift_logits.grad.abs().sum() > 0
+
+
+def test_one_pass_mixture_of_no_rows_is_empty():
+    experts = _randomised_experts(4, 2, 5)
+    out = mix_experts(experts, torch.zeros(0, 4), torch.zeros(0, 5, HIDDEN),
+                      torch.zeros(0, 5, dtype=torch.bool))
+    assert out.shape == (0, 5, HIDDEN)

@@ -6,7 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from hotspot_erc.model.hgf import HotspotGatedFusion
+from hotspot_erc.model.hgf import (
+    HotspotGatedFusion,
+    _window_sum,
+)
 from hotspot_erc.model.pooling import masked_mean
 
 INPUT_DIM, GLOBAL_DIM, HIDDEN = 6, 5, 16
@@ -324,3 +327,38 @@ def test_hotspot_weights_learn_the_signature_position():
         elsewhere[torch.arange(256), hotspot] = False
     assert accuracy > 0.9
     assert at_hotspot.mean() > 2 * weights[elsewhere].mean()
+
+
+# --- the fast paths against PyTorch's own modules -------------------------------------------------
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("training", [False, True])
+def test_encoder_forward_equals_pytorchs_transformer_encoder(layers, training):
+    model = _model(layers=layers, dropout=0.3).train(training)
+    x = torch.randn(3, 9, HIDDEN, generator=torch.Generator().manual_seed(1))
+    padding = torch.arange(9)[None, :] >= torch.tensor([9, 4, 1])[:, None]
+    torch.manual_seed(7)  # in training both draw the same dropout masks in the same order
+    fast = model._encode_transformer(x, padding)
+    torch.manual_seed(7)
+    reference = model.encoder(x, src_key_padding_mask=padding)
+    torch.testing.assert_close(fast[~padding], reference[~padding], atol=1e-5, rtol=1e-5)
+
+
+def test_gate_reads_content_and_hotspots_as_the_equation_says():
+    model = _model()
+    local, mask, global_vector, prior, has_prior = _inputs([7, 3], 7)
+    out = model(local, mask, global_vector, prior, has_prior)
+    hotspots = out.hotspot_weights[..., None] * out.content
+    expected = torch.sigmoid(model.gate(torch.cat([out.content, hotspots], dim=-1)))
+    torch.testing.assert_close(out.gate[mask], expected[mask], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("taps", [1, 3, 5])
+def test_window_sum_is_a_zero_padded_correlation(taps):
+    generator = torch.Generator().manual_seed(taps)
+    values = torch.randn(4, 8, generator=generator)
+    kernel = torch.randn(taps, generator=generator)
+    reference = nn.functional.conv1d(values[:, None, :], kernel.view(1, 1, -1),
+                                     padding=taps // 2)[:, 0]
+    torch.testing.assert_close(_window_sum(values, kernel), reference)

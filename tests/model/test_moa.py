@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from hotspot_erc.model.aligners import mix_experts
+from hotspot_erc.model.attention import multi_head_attention
 from hotspot_erc.model.moa import MixtureOfAligners, MoAOutput, switch_balance_loss
+from hotspot_erc.model.pooling import masked_mean
 
 HIDDEN = 8
 LENGTHS = {"text": 7, "audio": 11, "video": 5}
@@ -229,6 +232,36 @@ def test_absent_modality_with_uncleared_mask_is_still_ignored():
     stale_masks["audio"][2] = True
     out = moa(sequences, stale_masks, present)
     assert_same_valid_outputs(reference, out, masks)
+
+
+def test_shared_summaries_give_what_each_pair_computes_on_its_own():
+    moa = build(("text", "audio"))
+    sequences, masks, present = make_inputs(moa.modalities)
+    text, audio = sequences["text"], sequences["audio"]
+    valid = torch.ones(4, dtype=torch.bool)
+    pair = moa.aligner("audio", "text")
+    alone, alone_info = pair(text, masks["text"], audio, masks["audio"], valid)
+    summaries = (masked_mean(text, masks["text"], dim=1), masked_mean(audio, masks["audio"], dim=1))
+    shared, shared_info = pair(text, masks["text"], audio, masks["audio"], valid, summaries)
+    assert torch.equal(alone, shared) and torch.equal(alone_info.weights, shared_info.weights)
+
+
+def test_dropout_acts_on_the_attention_output_only():
+    moa = build(("text", "audio"), dropout=0.5).train()
+    sequences, masks, present = make_inputs(moa.modalities)
+    text, audio, text_mask, audio_mask = (sequences["text"], sequences["audio"], masks["text"],
+                                          masks["audio"])
+    pair = moa.aligner("audio", "text")
+    valid = torch.ones(4, dtype=torch.bool)
+    torch.manual_seed(0)
+    out, info = pair(text, text_mask, audio, audio_mask, valid)
+    # The same step by hand, with the only random draw on the attention output.
+    keys = mix_experts(pair.experts, info.weights, audio, audio_mask)
+    attended = multi_head_attention(pair.cross_attention, text, keys, ~audio_mask)
+    torch.manual_seed(0)
+    expected = pair.norm(text + pair.dropout(attended))
+    torch.testing.assert_close(out, expected)
+    assert not torch.allclose(out, pair.norm(text + attended))  # dropout did act
 
 
 # --- independence, determinism, gradients -------------------------------------------------------

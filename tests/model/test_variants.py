@@ -9,8 +9,8 @@ import pytest
 from hotspot_erc.model.config import ModelConfig
 from hotspot_erc.model.graph import CrossModalGraph
 from hotspot_erc.model.hgf import HotspotGatedFusion
-from hotspot_erc.model.model import HotspotERC
 from hotspot_erc.model.moa import MixtureOfAligners
+from hotspot_erc.model.model import HotspotERC
 from hotspot_erc.model.variants import describe_variant, list_variants, variant_config
 
 BASE = ModelConfig(input_dims={"text": (8, 8), "audio": (6, 6), "video": (4, 4)},

@@ -44,9 +44,33 @@ def evaluate_model(model: HotspotERC, dialogues: Sequence[Dialogue], label_names
     result = {"metrics": classification_metrics(y_true, y_pred, list(label_names)),
               "predictions": {"utterance_ids": utterance_ids, "true": y_true.tolist(),
                               "predicted": y_pred.tolist()}}
+    subsets = hotspot_subsets(dialogues, utterance_ids)
+    if subsets is not None:
+        result["subsets"] = {
+            name: (classification_metrics(y_true[mask], y_pred[mask], list(label_names))
+                   if mask.any() else None)
+            for name, mask in subsets.items()}
     if accumulator is not None:
         result["diagnostics"] = accumulator.result()
     return result
+
+
+def hotspot_subsets(dialogues: Sequence[Dialogue], utterance_ids: Sequence[str]
+                    ) -> dict[str, np.ndarray] | None:
+    """Masks over ``utterance_ids``: utterances with a ground-truth hotspot in some modality, and
+    those with none (only dialogue context can label them). None without ground truth."""
+    has_hotspot = {}
+    for dialogue in dialogues:
+        for utt in dialogue.utterances:
+            truths = [r.hotspot_truth for r in utt.features.values()
+                      if r.present and r.hotspot_truth is not None]
+            if truths:
+                has_hotspot[utt.uid] = any(bool(t.any()) for t in truths)
+    if not has_hotspot:
+        return None
+    flags = np.array([has_hotspot.get(uid) for uid in utterance_ids], dtype=object)
+    return {"with_hotspot": flags == True,  # noqa: E712 (None marks "unknown")
+            "without_hotspot": flags == False}  # noqa: E712
 
 
 def evaluate_checkpoint(checkpoint_dir: str | os.PathLike, dataset: Dataset, split: str,

@@ -136,6 +136,8 @@ def finish_run(dataset: Dataset, run_dir: Path, train_config: TrainConfig,
                                 batch_positions(checkpoint.config, train_config),
                                 diagnostics=True)
         metrics[split] = result["metrics"]
+        if "subsets" in result:
+            metrics[f"{split}_subsets"] = result["subsets"]
         diagnostics[split] = result["diagnostics"]
     write_json(run_dir / "metrics.json", metrics)
     write_json(run_dir / "diagnostics.json", diagnostics)

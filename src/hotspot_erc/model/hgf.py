@@ -12,7 +12,10 @@ mask ``m`` is True), a global vector ``g`` and optionally a rule-based prior ``p
    mask and a final layer norm, or ``LayerNorm(Z + BiGRU(Z))`` with H/2 per direction run on the
    packed valid positions, so invalid positions are skipped rather than read. The BiGRU gets the
    same residual as the transformer so that ``C_l`` keeps position l's own content: without it a
-   recurrent state smears a hotspot over everything after it. ``W_g g`` is broadcast.
+   recurrent state smears a hotspot over everything after it. ``W_g g`` is broadcast. The
+   transformer drops its attention output and feed-forward activations in training, not its
+   attention weights, which would force PyTorch's slow attention path (see
+   :func:`multi_head_attention`).
 
 2. Hotspot scores and weights::
 
@@ -49,6 +52,11 @@ down (whether they suffice is for the experiments to show).
 With L == 1 (utterance-level features only) there is nothing to localise: the module warns once
 per instance and still returns a valid output.
 
+Speed. The encoder runs PyTorch's ``nn.TransformerEncoder`` parameters through
+:func:`multi_head_attention` (batch-first views into the fused attention kernel) and
+:class:`ThresholdDropout` (dropout drawn from uniform noise); MoA uses both too. Each is tested
+against the PyTorch module it replaces.
+
 Shapes: ``local`` (N, L, input_dim), ``local_mask`` (N, L) bool with at least one True per row,
 ``global_vector`` (N, global_dim), ``prior`` (N, L), ``has_prior`` (N,) bool -> :class:`HGFOutput`.
 """
@@ -63,6 +71,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from hotspot_erc.model.attention import ThresholdDropout, multi_head_attention
 
 ENCODERS = ("transformer", "gru")
 WEIGHTINGS = ("sigmoid", "topk_softmax")
@@ -104,58 +114,6 @@ def _window_sum(values: Tensor, taps: Tensor) -> Tensor:
     for tap in range(1, taps.shape[0]):
         total = total + taps[tap] * padded[:, tap:tap + length]
     return total
-
-
-class ThresholdDropout(nn.Dropout):
-    """Inverted dropout ``x * [u >= p] / (1 - p)`` with ``u ~ U[0, 1)`` drawn per element.
-
-    The same distribution as :class:`torch.nn.Dropout` (each element kept with probability
-    ``1 - p``, kept ones scaled by ``1 / (1 - p)``), drawn by thresholding uniform noise: on CPU
-    PyTorch's Bernoulli sampler took twice as long as ``torch.rand`` on the same tensor, and
-    dropout on the (N, L, H) sequences was the largest single cost of a training step.
-    """
-
-    def forward(self, x: Tensor) -> Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        if self.p == 1.0:
-            return torch.zeros_like(x)
-        keep = torch.rand_like(x).ge_(self.p).div_(1.0 - self.p)  # 0 or 1 / (1 - p)
-        return x * keep
-
-
-def multi_head_attention(attention: nn.MultiheadAttention, query: Tensor, key_value: Tensor,
-                         key_padding_mask: Tensor) -> Tensor:
-    """``attention(query, key_value, key_value, key_padding_mask=..., need_weights=False)[0]``
-    for a batch-first module, without dropout on the attention weights.
-
-    The same parameters and equations as PyTorch's module, computed with batch-first views all
-    the way into the fused attention kernel instead of its (L, N, H) transposes and copies.
-
-    Shapes: ``query`` ``(N, Lq, H)``, ``key_value`` ``(N, Lk, H)``, ``key_padding_mask``
-    ``(N, Lk)`` bool, True = ignore this key (every row needs one key it may read) ->
-    ``(N, Lq, H)``.
-    """
-    if not attention.batch_first or attention.in_proj_weight is None \
-            or attention.in_proj_bias is None or attention.bias_k is not None:
-        raise ValueError("multi_head_attention: expected a batch-first nn.MultiheadAttention "
-                         "with a packed, biased input projection and no extra key/value bias")
-    rows, query_length, hidden = query.shape
-    key_length = key_value.shape[1]
-    heads = attention.num_heads
-    head_dim = hidden // heads
-    weight, bias = attention.in_proj_weight, attention.in_proj_bias
-    if query is key_value:
-        projected = F.linear(query, weight, bias)  # (N, L, 3H): one product for q, k and v
-        q, k, v = projected.view(rows, query_length, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
-    else:
-        q = F.linear(query, weight[:hidden], bias[:hidden])
-        q = q.view(rows, query_length, heads, head_dim).transpose(1, 2)  # (N, heads, Lq, d)
-        k, v = F.linear(key_value, weight[hidden:], bias[hidden:]).view(
-            rows, key_length, 2, heads, head_dim).permute(2, 0, 3, 1, 4)  # (N, heads, Lk, d)
-    attended = F.scaled_dot_product_attention(
-        q, k, v, attn_mask=~key_padding_mask[:, None, None, :])  # (N, heads, Lq, d)
-    return attention.out_proj(attended.transpose(1, 2).reshape(rows, query_length, hidden))
 
 
 class HotspotGatedFusion(nn.Module):
