@@ -31,6 +31,7 @@ class ModelConfig:
     smoothing_kernel: int = 3
     use_prior: bool = True
     hotspot_weighting: str = "sigmoid"
+    local_contrast: bool = True
     # Mixture-of-Aligners
     use_moa: bool = True
     moa_routing: bool = True

@@ -5,7 +5,14 @@ mask ``m`` is True), a global vector ``g`` and optionally a rule-based prior ``p
 
 1. Global content::
 
-       C = Enc(Proj(X) + P) + W_g g                                         (N, L, H)
+       X~ = X - mean_valid(X)          (option ``local_contrast``, default on)
+       C  = Enc(Proj(X~) + P) + W_g g                                       (N, L, H)
+
+   Subtracting the utterance's own mean makes the local input a contrast against the
+   utterance's baseline (the same idea as a prosodic burst measured against the speaker's
+   running level); the baseline is not lost, it enters C through ``g``. Measured on the
+   synthetic benchmark, where every utterance carries a constant random offset: without the
+   contrast the encoder memorised the offsets (train loss 0.3, validation accuracy 25%).
 
    ``P`` is a fixed sinusoidal positional encoding (transformer only; a BiGRU already knows the
    order). ``Enc`` sees valid positions only: a pre-norm transformer encoder with a key padding
@@ -73,6 +80,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from hotspot_erc.model.attention import ThresholdDropout, multi_head_attention
+from hotspot_erc.model.pooling import masked_mean
 
 ENCODERS = ("transformer", "gru")
 WEIGHTINGS = ("sigmoid", "topk_softmax")
@@ -141,7 +149,8 @@ class HotspotGatedFusion(nn.Module):
     def __init__(self, input_dim: int, global_dim: int, hidden: int, *,
                  encoder: str = "transformer", heads: int = 4, layers: int = 1,
                  smoothing_kernel: int = 3, use_prior: bool = True, weighting: str = "sigmoid",
-                 top_k: int = 3, dropout: float = 0.1, max_positions: int = 512) -> None:
+                 top_k: int = 3, dropout: float = 0.1, max_positions: int = 512,
+                 local_contrast: bool = True) -> None:
         super().__init__()
         if min(input_dim, global_dim, hidden, heads, layers, top_k, max_positions) < 1:
             raise ValueError("HotspotGatedFusion: input_dim, global_dim, hidden, heads, layers, "
@@ -163,6 +172,7 @@ class HotspotGatedFusion(nn.Module):
         self.input_dim, self.global_dim, self.hidden = input_dim, global_dim, hidden
         self.encoder_kind, self.weighting, self.top_k = encoder, weighting, top_k
         self.use_prior, self.max_positions = use_prior, max_positions
+        self.local_contrast = local_contrast
 
         self.project = nn.Sequential(nn.Linear(input_dim, hidden), ThresholdDropout(dropout))
         if encoder == "transformer":
@@ -206,6 +216,11 @@ class HotspotGatedFusion(nn.Module):
         invalid = ~local_mask[..., None]  # (N, L, 1)
         # Zeroing padding first makes the output independent of whatever padding holds (even NaN).
         local = local.masked_fill(invalid, 0.0)
+        if self.local_contrast:
+            # A hotspot is a deviation from the utterance's own baseline; the baseline itself
+            # reaches C through the global vector.
+            baseline = masked_mean(local, local_mask, dim=1)  # (N, D)
+            local = (local - baseline[:, None, :]).masked_fill(invalid, 0.0)
 
         content = self._encode(self.project(local), local_mask)  # (N, L, H)
         content = content + self.global_projection(global_vector)[:, None, :]

@@ -81,7 +81,8 @@ class HotspotERC(nn.Module):
                     local_dim, global_dim, hidden, encoder=config.hgf_encoder,
                     heads=config.heads, layers=config.hgf_layers,
                     smoothing_kernel=config.smoothing_kernel, use_prior=config.use_prior,
-                    weighting=config.hotspot_weighting, dropout=config.dropout)
+                    weighting=config.hotspot_weighting, dropout=config.dropout,
+                    local_contrast=config.local_contrast)
             else:
                 self.encoders[m] = nn.Sequential(nn.Linear(global_dim, hidden), nn.GELU(),
                                                  nn.Dropout(config.dropout))
