@@ -70,3 +70,39 @@ def test_generate_then_read_the_store(capsys, tmp_path):
     out_text = capsys.readouterr().out
     assert "train            3" in out_text
     assert "modalities: text, audio, video" in out_text
+
+
+def test_train_corect_on_a_feature_pack_then_refuse_other_features(capsys, tmp_path):
+    """A CORECT-style pack (utterance-level vectors) trains the corect variant end to end, and
+    its checkpoint refuses a pack with other dimensions."""
+    import pickle
+
+    import numpy as np
+
+    def pack(path, audio_dim):
+        rng = np.random.default_rng(0)
+
+        def record(vid, count):
+            return {"vid": vid, "speakers": ["F", "M"] * (count // 2) + ["F"] * (count % 2),
+                    "labels": [int(k) for k in rng.integers(0, 6, count)],
+                    "sentence": [f"line {k}" for k in range(count)],
+                    "text": list(rng.standard_normal((count, 768), dtype=np.float32)),
+                    "audio": list(rng.standard_normal((count, audio_dim), dtype=np.float32)),
+                    "visual": list(rng.standard_normal((count, 512), dtype=np.float32))}
+
+        payload = {"train": [record(f"Ses01F_impro0{k}", 5) for k in range(3)],
+                   "dev": [record("Ses03F_impro01", 4)], "test": [record("Ses05F_impro01", 4)]}
+        path.write_bytes(pickle.dumps(payload, protocol=4))
+        return str(path)
+
+    good, other = pack(tmp_path / "pack.pkl", 100), pack(tmp_path / "other.pkl", 80)
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", good, "--format", "corect-pack", "--variant", "corect",
+                 "--epochs", "1", "--threads", "1", "--out", str(run), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--dataset", good, "--format", "corect-pack",
+                 "--checkpoint", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--dataset", other, "--format", "corect-pack",
+                 "--checkpoint", str(run)]) == 2
+    assert "audio.global_dim: expected 100, found 80" in capsys.readouterr().err

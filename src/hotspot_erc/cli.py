@@ -172,9 +172,14 @@ def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--batch-size", type=int, default=10, help="dialogues per batch")
-    parser.add_argument("--patience", type=int, default=10, help="early-stopping patience")
+    from hotspot_erc.engine.config import TrainConfig
+
+    defaults = TrainConfig()
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                        help="dialogues per batch")
+    parser.add_argument("--patience", type=int, default=defaults.patience,
+                        help="early-stopping patience (epochs without a better validation score)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="model config override, e.g. --set hidden=128 (repeatable)")
@@ -216,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     quick = commands.add_parser(
         "quickstart", help="the main job: train full and no_hgf on the synthetic benchmark")
     quick.add_argument("--out", default="runs/quickstart")
-    quick.add_argument("--epochs", type=int, default=25)
+    quick.add_argument("--epochs", type=int, default=20)
     quick.add_argument("--seed", type=int, default=0)
     quick.add_argument("--quiet", action="store_true")
     quick.set_defaults(func=_cmd_quickstart)
