@@ -36,6 +36,13 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+    if os.name == "posix":
+        # Persist the rename itself, so a crash cannot bring the old file back afterwards.
+        folder = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

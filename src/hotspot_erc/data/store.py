@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -42,6 +41,7 @@ from urllib.parse import quote
 
 import numpy as np
 
+from hotspot_erc.atomic import atomic_open
 from hotspot_erc.data.dialogue import (
     MODALITIES,
     DataFormatError,
@@ -259,24 +259,8 @@ def load_store(root: str | os.PathLike, features: dict[str, str] | None = None) 
 
 def _atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     """Write ``path`` through a temporary sibling, then rename: readers see all or nothing."""
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.",
-                                         suffix=".tmp", delete=False)
-    try:
-        with handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
-    if os.name == "posix":
-        # Persist the rename itself, so a crash cannot bring back the old file afterwards.
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+    with atomic_open(path, "wb") as handle:
+        write(handle)
 
 
 def _write_npz(handle: IO[bytes], arrays: dict[str, np.ndarray]) -> None:
