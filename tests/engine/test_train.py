@@ -97,7 +97,11 @@ def test_a_run_folder_with_another_config_is_refused(tiny_dataset, tiny_model_co
 
 def test_early_stopping_stops_after_patience(tiny_dataset, tiny_model_config, tiny_train_config,
                                              tmp_path):
-    config = tiny_train_config.replace(epochs=30, patience=1, lr=0.0)
+    config = tiny_train_config.replace(epochs=30, patience=1, lr=0.0, min_epochs=0)
     train(tiny_dataset, tiny_model_config, config, tmp_path / "r", progress=False)
     # With lr 0 the score never improves after epoch 0: epoch 1 is the one bad epoch allowed.
     assert len(read_log(tmp_path / "r")) == 2
+    # min_epochs keeps a run going through an early plateau.
+    config = config.replace(min_epochs=5)
+    train(tiny_dataset, tiny_model_config, config, tmp_path / "r5", progress=False)
+    assert len(read_log(tmp_path / "r5")) == 5

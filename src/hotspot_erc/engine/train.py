@@ -92,7 +92,7 @@ def train(dataset: Dataset, model_config: ModelConfig, train_config: TrainConfig
     bar = tqdm(range(state["epoch"], train_config.epochs), desc=f"train {model_config.variant}",
                disable=not progress, initial=state["epoch"], total=train_config.epochs)
     for epoch in bar:
-        if state["bad_epochs"] >= train_config.patience:
+        if state["bad_epochs"] >= train_config.patience and epoch >= train_config.min_epochs:
             break
         started = time.perf_counter()
         train_loss = _train_epoch(model, optimiser, train_dialogues, dataset, train_config, epoch,
