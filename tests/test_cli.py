@@ -106,3 +106,9 @@ def test_train_corect_on_a_feature_pack_then_refuse_other_features(capsys, tmp_p
     assert main(["evaluate", "--dataset", other, "--format", "corect-pack",
                  "--checkpoint", str(run)]) == 2
     assert "audio.global_dim: expected 100, found 80" in capsys.readouterr().err
+
+
+def test_unknown_training_override_is_a_clear_error(capsys, tmp_path):
+    assert main(["train", "--dataset", "synthetic", "--out", str(tmp_path / "r"),
+                 "--train-set", "lrr=0.1"]) == 2
+    assert "TrainConfig: unknown keys ['lrr']" in capsys.readouterr().err

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from hotspot_erc.model.config import ModelConfig
+from hotspot_erc.model.config import ModelConfig, reject_unknown_keys
 
 
 @dataclass
@@ -38,13 +38,11 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"TrainConfig: unknown keys {unknown}")
+        reject_unknown_keys(cls, data)
         return cls(**data)
 
     def replace(self, **changes) -> TrainConfig:
+        reject_unknown_keys(type(self), changes)
         return dataclasses.replace(self, **changes)
 
 

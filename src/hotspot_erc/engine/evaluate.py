@@ -22,7 +22,9 @@ def evaluate_model(model: HotspotERC, dialogues: Sequence[Dialogue], label_names
                    feature_spec: FeatureSpec, batch_size: int = 10,
                    max_positions: dict[str, int] | None = None,
                    diagnostics: bool = False) -> dict:
-    """Predict every scored utterance of ``dialogues``; return metrics (and diagnostics)."""
+    """Predict every scored utterance of ``dialogues``; return metrics, and with ``diagnostics``
+    also the explanation statistics and the metrics on utterances with / without a ground-truth
+    hotspot (where ground truth exists)."""
     was_training = model.training
     model.eval()
     accumulator = (DiagnosticsAccumulator(model.config.modalities, list(label_names))
@@ -44,7 +46,8 @@ def evaluate_model(model: HotspotERC, dialogues: Sequence[Dialogue], label_names
     result = {"metrics": classification_metrics(y_true, y_pred, list(label_names)),
               "predictions": {"utterance_ids": utterance_ids, "true": y_true.tolist(),
                               "predicted": y_pred.tolist()}}
-    subsets = hotspot_subsets(dialogues, utterance_ids)
+    # Only with diagnostics: per-epoch validation never reads the subsets.
+    subsets = hotspot_subsets(dialogues, utterance_ids) if diagnostics else None
     if subsets is not None:
         result["subsets"] = {
             name: (classification_metrics(y_true[mask], y_pred[mask], list(label_names))

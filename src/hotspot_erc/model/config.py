@@ -8,6 +8,13 @@ from dataclasses import dataclass, field
 from hotspot_erc.data.dialogue import MODALITIES
 
 
+def reject_unknown_keys(config_class, keys) -> None:
+    """Raise ValueError naming the keys of ``keys`` that are not fields of ``config_class``."""
+    unknown = sorted(set(keys) - {f.name for f in dataclasses.fields(config_class)})
+    if unknown:
+        raise ValueError(f"{config_class.__name__}: unknown keys {unknown}")
+
+
 @dataclass
 class ModelConfig:
     """Hyperparameters of :class:`hotspot_erc.model.model.HotspotERC`.
@@ -78,16 +85,11 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"ModelConfig: unknown keys {unknown}")
+        reject_unknown_keys(cls, data)
         data = dict(data)
         data["input_dims"] = {m: tuple(d) for m, d in data.get("input_dims", {}).items()}
         return cls(**data)
 
     def replace(self, **changes) -> ModelConfig:
-        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
-        if unknown:
-            raise ValueError(f"ModelConfig: unknown keys {unknown}")
+        reject_unknown_keys(type(self), changes)
         return dataclasses.replace(self, **changes)
