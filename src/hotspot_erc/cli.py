@@ -153,9 +153,32 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from hotspot_erc.features.extract import ExtractConfig, extract_features
+
+    if (args.manifest is None) == (args.dataset is None):
+        raise ValueError("give either --manifest FILE or --dataset NAME")
+    if args.manifest is not None:
+        from hotspot_erc.data.manifest import load_manifest
+
+        dataset = load_manifest(args.manifest)
+    else:
+        from hotspot_erc.data.corpora import load_dataset
+
+        dataset = load_dataset(args.dataset, args.data)
+    modalities = tuple(m.strip() for m in args.modalities.split(",") if m.strip())
+    config = ExtractConfig(modalities=modalities, text_setting=args.text_setting, fps=args.fps,
+                           max_width=args.max_width, workers=args.workers)
+    report = extract_features(dataset, args.out, config, progress=not args.quiet)
+    print(report.summary())
+    print(f"train on it with: hotspot-erc train --dataset {args.out} --out RUN")
+    return 0
+
+
 def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="synthetic",
-                        help="synthetic, iemocap6, iemocap4, meld, or a feature-store folder")
+                        help="synthetic, iemocap6, iemocap4, meld, ravdess, crema-d, or a "
+                             "feature-store folder")
     parser.add_argument("--data", default=None,
                         help="corpus folder for real corpora (default: $HOTSPOT_ERC_DATA)")
     parser.add_argument("--text-setting", default="minilm", choices=("minilm", "large"),
@@ -198,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands = data.add_subparsers(dest="data_command", required=True)
     stats = data_commands.add_parser("stats", help="print split and label counts")
     stats.add_argument("--dataset", required=True,
-                       help="iemocap6, iemocap4, meld or synthetic")
+                       help="iemocap6, iemocap4, meld, synthetic, ravdess or crema-d")
     stats.add_argument("--data", default=None,
                        help="corpus folder (default: $HOTSPOT_ERC_DATA)")
     stats.add_argument("--format", default=None,
@@ -225,6 +248,24 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--seed", type=int, default=0)
     quick.add_argument("--quiet", action="store_true")
     quick.set_defaults(func=_cmd_quickstart)
+
+    extract = commands.add_parser(
+        "extract", help="extract text, audio and video features from media into a store")
+    extract.add_argument("--manifest", default=None,
+                         help="conversation manifest (JSON; see docs/formats.md)")
+    extract.add_argument("--dataset", default=None, help="or a corpus: ravdess, crema-d, ...")
+    extract.add_argument("--data", default=None,
+                         help="corpus folder for --dataset (default: $HOTSPOT_ERC_DATA)")
+    extract.add_argument("--out", required=True, help="feature-store folder (resumes)")
+    extract.add_argument("--modalities", default="text,audio,video")
+    extract.add_argument("--text-setting", default="minilm", choices=("minilm", "large"))
+    extract.add_argument("--fps", type=float, default=15.0, help="video frames per second")
+    extract.add_argument("--max-width", type=int, default=480,
+                         help="downscale wider video to this width")
+    extract.add_argument("--workers", type=int, default=2,
+                         help="processes for audio and video")
+    extract.add_argument("--quiet", action="store_true")
+    extract.set_defaults(func=_cmd_extract)
 
     train = commands.add_parser("train", help="train one variant, select on validation")
     _add_dataset_options(train)

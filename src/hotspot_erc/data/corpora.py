@@ -7,6 +7,8 @@ name                    what it is
 ``iemocap4``            IEMOCAP, 4 emotions (hap sad neu ang), other utterances removed
 ``meld``                MELD, 7 emotions, official CSV release (:func:`~.meld.load_meld`)
 ``synthetic``           the generated benchmark with known hotspots (default configuration)
+``ravdess``             RAVDESS speech files, 8 emotions, split by actor (:mod:`~.acted`)
+``crema-d``             the CREMA-D clips, video with speech (:mod:`~.acted`)
 ======================  ==========================================================================
 
 The real corpora are read from ``root`` (or the ``HOTSPOT_ERC_DATA`` variable, see
@@ -22,7 +24,11 @@ from hotspot_erc.data.iemocap import load_iemocap
 from hotspot_erc.data.meld import load_meld
 from hotspot_erc.data.paths import data_root
 
-DATASET_NAMES: tuple[str, ...] = ("iemocap6", "iemocap4", "meld", "synthetic")
+DATASET_NAMES: tuple[str, ...] = ("iemocap6", "iemocap4", "meld", "synthetic", "ravdess",
+                                   "crema-d")
+# Corpora read from raw media: their features come from the audio and video extractors.
+MEDIA_CORPORA: dict[str, tuple[str, ...]] = {"ravdess": ("audio",),
+                                             "crema-d": ("text", "audio", "video")}
 
 
 def load_dataset(name: str, root: str | os.PathLike | None = None) -> Dataset:
@@ -34,6 +40,10 @@ def load_dataset(name: str, root: str | os.PathLike | None = None) -> Dataset:
         from hotspot_erc.data.synthetic import SyntheticConfig, generate_dataset
 
         return generate_dataset(SyntheticConfig())
+    if name in MEDIA_CORPORA:
+        from hotspot_erc.data.acted import load_crema_d, load_ravdess
+
+        return load_ravdess(root) if name == "ravdess" else load_crema_d(root)
     folder = data_root(root)
     if name == "meld":
         return load_meld(folder)
@@ -43,6 +53,7 @@ def load_dataset(name: str, root: str | os.PathLike | None = None) -> Dataset:
 # Files users bring from other ERC projects: format name -> (loader, what it reads).
 FORMATS: dict[str, str] = {
     "store": "a hotspot-erc feature-store folder",
+    "manifest": "a conversation manifest (JSON: dialogues, utterances, times, media files)",
     "corect-pack": "CORECT / COGMEN processed pickle (dict of train/dev/test dialogues)",
     "mmgcn-pack": "DialogueRNN / MMGCN feature tuple (IEMOCAP_features.pkl, MELD features)",
     "iemocap-release": "the IEMOCAP release folder (Session1..5)",
@@ -67,6 +78,10 @@ def load_path(path: str | os.PathLike, fmt: str, **options) -> Dataset:
         from hotspot_erc.data.store import load_store
 
         return load_store(path, **options)
+    if fmt == "manifest":
+        from hotspot_erc.data.manifest import load_manifest
+
+        return load_manifest(path, **options)
     if fmt == "corect-pack":
         from hotspot_erc.data.feature_packs import load_corect_pack
 

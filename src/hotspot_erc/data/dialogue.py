@@ -107,6 +107,9 @@ class Utterance:
     ``scored=False`` keeps a labelled utterance as dialogue context without scoring it (for
     example the non-4-way utterances of IEMOCAP when they are kept as context).
     ``extra`` holds further annotations by name (e.g. MELD's ``sentiment``).
+    ``media`` maps a modality to a recording of this utterance alone (a RAVDESS file); then
+    ``start``/``end`` are times in that file (None: the whole file). Without it the utterance is
+    cut from its dialogue's recording (``Dialogue.media``) by ``start``/``end``.
     """
 
     uid: str
@@ -118,6 +121,7 @@ class Utterance:
     scored: bool = True
     features: dict[str, ModalityFeatures] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
+    media: dict[str, str] = field(default_factory=dict)
 
     def has(self, modality: str) -> bool:
         record = self.features.get(modality)

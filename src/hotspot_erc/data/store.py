@@ -8,7 +8,7 @@ Layout under ``root``::
 
 ``store.json`` holds ``format_version``, ``name``, ``label_names``, ``splits``, ``description``,
 ``half`` and per dialogue its ``did``, ``media`` and utterance metadata (``uid``, ``speaker``,
-``text``, ``start``, ``end``, ``label``, ``scored``, ``extra``).
+``text``, ``start``, ``end``, ``label``, ``scored``, ``extra``, ``media``).
 
 A dialogue file holds, for its ``N`` utterances in order, with ``P`` the total number of local
 positions of the present ones (local sequences are concatenated, not padded):
@@ -218,7 +218,8 @@ class FeatureStore:
         entry = self._dialogues[did]
         utterances = [Utterance(uid=u["uid"], speaker=u["speaker"], text=u["text"],
                                 start=u["start"], end=u["end"], label=u["label"],
-                                scored=u["scored"], extra=dict(u["extra"]))
+                                scored=u["scored"], extra=dict(u["extra"]),
+                                media=dict(u["media"]))
                       for u in entry["utterances"]]
         return Dialogue(did, utterances, dict(entry["media"]))
 
@@ -284,7 +285,8 @@ def _dataset_metadata(dataset: Dataset, half: bool) -> dict:
             "media": dict(dialogue.media),
             "utterances": [{"uid": u.uid, "speaker": u.speaker, "text": u.text,
                             "start": u.start, "end": u.end, "label": u.label,
-                            "scored": u.scored, "extra": dict(u.extra)}
+                            "scored": u.scored, "extra": dict(u.extra),
+                            "media": dict(u.media)}
                            for u in dialogue.utterances],
         } for dialogue in dataset],
     }
@@ -333,7 +335,7 @@ def _parse_metadata(path: Path) -> dict:
             _require(utterance, "speaker", path, u_where, str)
             _require(utterance, "label", path, u_where, (str, type(None)))
             for name, default in (("text", ""), ("start", None), ("end", None),
-                                  ("scored", True), ("extra", {})):
+                                  ("scored", True), ("extra", {}), ("media", {})):
                 utterance.setdefault(name, default)
     for split, ids in splits.items():
         unknown = [did for did in ids if did not in known]

@@ -33,8 +33,11 @@ def resolve_dataset(name: str, data: str | os.PathLike | None = None,
     """A dataset with features.
 
     ``name`` is ``synthetic``, a real corpus name (``iemocap6``, ``iemocap4``, ``meld``: text
-    features are extracted once and cached), or a path read in format ``fmt`` (see
-    :data:`hotspot_erc.data.corpora.FORMATS`; a folder without ``fmt`` is a feature store).
+    features are extracted once and cached; ``ravdess``, ``crema-d``: features extracted from
+    their media, see :data:`~hotspot_erc.data.corpora.MEDIA_CORPORA`), or a path read in format
+    ``fmt`` (see :data:`hotspot_erc.data.corpora.FORMATS`; a folder without ``fmt`` is a feature
+    store). A path without features (a manifest) is extracted: text, and audio and video where
+    it names media files.
     """
     if name == "synthetic":
         from hotspot_erc.data.synthetic import SyntheticConfig, generate_dataset
@@ -46,9 +49,24 @@ def resolve_dataset(name: str, data: str | os.PathLike | None = None,
         dataset = load_path(name, fmt or "store", **(format_options or {}))
         if dataset.feature_spec.modalities:
             return dataset
+        from hotspot_erc.features.extract import ExtractConfig, extract_dataset, media_modalities
+
+        if media_modalities(dataset):
+            return extract_dataset(dataset, ExtractConfig(text_setting=text_setting),
+                                   cache_dir=cache_dir)
         from hotspot_erc.features.text_store import extract_text_dataset
 
         return extract_text_dataset(dataset, setting=text_setting, cache_dir=cache_dir)
+    from hotspot_erc.data.corpora import MEDIA_CORPORA
+
+    if name in MEDIA_CORPORA:
+        from hotspot_erc.data.corpora import load_dataset
+        from hotspot_erc.features.extract import ExtractConfig, extract_dataset
+        from hotspot_erc.features.text_store import default_feature_cache
+
+        config = ExtractConfig(modalities=MEDIA_CORPORA[name], text_setting=text_setting)
+        return extract_dataset(load_dataset(name, data), config,
+                               folder=default_feature_cache(name, cache_dir))
     from hotspot_erc.features.text_store import load_text_dataset
 
     return load_text_dataset(name, data, setting=text_setting, cache_dir=cache_dir)

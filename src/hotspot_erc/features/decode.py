@@ -1,0 +1,223 @@
+"""Decode raw media with ffmpeg: 16 kHz mono audio and RGB video frames, whole or cut by time.
+
+Every container ffmpeg reads works the same way (wav, flac, mp3, and the audio track and frames
+of flv, mp4, avi, ...). ffmpeg runs as a subprocess writing raw samples or raw frames to a pipe,
+so nothing is written to disk and no Python media binding is needed.
+
+Time conventions: ``start`` and ``end`` are seconds from the beginning of the file. Audio sample
+``i`` of a segment cut at ``start`` lies at ``start + i / sample_rate``. Video is resampled to a
+constant ``fps`` by ffmpeg's ``fps`` filter, whose output frame ``k`` is the source frame shown at
+``start + k / fps``; :class:`VideoFrames` carries those times, so a frame index never has to be
+guessed from a rate. Decoding with ``-ss`` *after* ``-i`` is frame-accurate (ffmpeg decodes from
+the start and drops what lies before ``start``), which costs a little for late segments of long
+files; :func:`read_frames` therefore seeks with ``-ss`` before ``-i`` to the key frame just
+before the segment and then trims exactly.
+
+Any failure (no such file, no audio or video stream, undecodable bytes, ffmpeg missing) raises
+:class:`MediaError` naming the file and the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+
+
+class MediaError(RuntimeError):
+    """A media file cannot be read. ``path`` and ``reason`` say which and why."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass
+class MediaInfo:
+    """What :func:`probe` finds in a file. Durations in seconds; None when unknown."""
+
+    path: str
+    duration: float | None
+    has_audio: bool
+    has_video: bool
+    fps: float | None = None
+    width: int | None = None
+    height: int | None = None
+    audio_rate: int | None = None
+
+
+@dataclass
+class VideoFrames:
+    """Decoded frames ``(frames, height, width, 3)`` uint8 RGB and their ``times`` in seconds."""
+
+    frames: np.ndarray
+    times: np.ndarray
+    fps: float
+
+    def __len__(self) -> int:
+        return int(self.frames.shape[0])
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise MediaError(name, f"{name} is not installed (bash install.sh media installs it)")
+    return found
+
+
+def _check_file(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(path, "no such file")
+    if path.stat().st_size == 0:
+        raise MediaError(path, "empty file")
+    return path
+
+
+def _run(command: list[str], path: Path, what: str) -> bytes:
+    result = subprocess.run(command, capture_output=True, check=False)
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.decode(errors="replace").splitlines() if line]
+        detail = lines[-1] if lines else f"exit status {result.returncode}"
+        raise MediaError(path, f"cannot decode {what}: {detail}")
+    return result.stdout
+
+
+def _rate(text: str | None) -> float | None:
+    if not text or text in ("0/0", "N/A"):
+        return None
+    if "/" in text:
+        numerator, denominator = text.split("/", 1)
+        return float(numerator) / float(denominator) if float(denominator) else None
+    return float(text)
+
+
+def probe(path: str | os.PathLike) -> MediaInfo:
+    """Streams and duration of a media file (ffprobe)."""
+    path = _check_file(path)
+    output = _run([_tool("ffprobe"), "-v", "error", "-print_format", "json", "-show_format",
+                   "-show_streams", str(path)], path, "the container")
+    data = json.loads(output.decode() or "{}")
+    streams = data.get("streams", [])
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    video = next((s for s in streams if s.get("codec_type") == "video"
+                  and not s.get("disposition", {}).get("attached_pic")), None)
+    if audio is None and video is None:
+        raise MediaError(path, "no audio or video stream")
+    duration = _rate(data.get("format", {}).get("duration"))
+    return MediaInfo(
+        path=str(path), duration=duration, has_audio=audio is not None,
+        has_video=video is not None,
+        fps=_rate(video.get("avg_frame_rate") or video.get("r_frame_rate")) if video else None,
+        width=int(video["width"]) if video and "width" in video else None,
+        height=int(video["height"]) if video and "height" in video else None,
+        audio_rate=int(audio["sample_rate"]) if audio and "sample_rate" in audio else None)
+
+
+def _check_times(path: Path, start: float | None, end: float | None) -> None:
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and (not np.isfinite(value) or value < 0):
+            raise MediaError(path, f"{name}={value}: expected a finite time >= 0 seconds")
+    if start is not None and end is not None and end <= start:
+        raise MediaError(path, f"end={end} is not after start={start}")
+
+
+def _segment(start: float | None, end: float | None) -> str:
+    """`` from 1.000 s to 2.000 s`` for error messages; empty for the whole file."""
+    if start is None and end is None:
+        return ""
+    return (f" from {0.0 if start is None else start:.3f} s"
+            + ("" if end is None else f" to {end:.3f} s"))
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
+               start: float | None = None, end: float | None = None) -> np.ndarray:
+    """Mono float32 samples in [-1, 1] at ``sample_rate``, optionally only ``start``..``end`` s.
+
+    Channels are averaged (downmix). A file without an audio stream, or a segment that lies
+    wholly past the end of the file, raises :class:`MediaError`.
+    """
+    path = _check_file(path)
+    _check_times(path, start, end)
+    command = [_tool("ffmpeg"), "-nostdin", "-v", "error", "-i", str(path)]
+    if start is not None:
+        command += ["-ss", f"{start:.6f}"]
+    if end is not None:
+        command += ["-to", f"{end:.6f}"]
+    # ffmpeg's float downmix weights each channel 1/sqrt(2) (stereo peaks reach 1.41); capping
+    # the mixing matrix's row sum at 1 makes it the mean of the channels, as documented.
+    command += ["-vn", "-rematrix_maxval", "1", "-ac", "1", "-ar", str(sample_rate),
+                "-f", "f32le", "-"]
+    samples = np.frombuffer(_run(command, path, "audio"), dtype="<f4").astype(np.float32)
+    if samples.size == 0:
+        where = _segment(start, end)
+        raise MediaError(path, f"no audio samples{where} (no audio stream, or past the end)")
+    return samples
+
+
+def cut_audio(samples: np.ndarray, sample_rate: int, start: float, end: float) -> np.ndarray:
+    """The samples of ``start``..``end`` seconds of an already decoded recording (may be empty)."""
+    first = max(0, int(round(start * sample_rate)))
+    last = min(len(samples), int(round(end * sample_rate)))
+    return samples[first:last] if last > first else samples[:0]
+
+
+def read_frames(path: str | os.PathLike, fps: float = 15.0, start: float | None = None,
+                end: float | None = None, width: int | None = None, height: int | None = None
+                ) -> VideoFrames:
+    """RGB frames at a constant ``fps``, optionally only ``start``..``end`` s, optionally resized.
+
+    With only ``width`` (or only ``height``) given the other side keeps the aspect ratio. A file
+    without a video stream, or a segment wholly past its end, raises :class:`MediaError`.
+    """
+    if not fps > 0:
+        raise ValueError(f"fps={fps}: expected > 0")
+    path = _check_file(path)
+    _check_times(path, start, end)
+    if width is None or height is None:
+        info = probe(path)
+        if not info.has_video:
+            raise MediaError(path, "no video stream")
+        if width is None and height is None:
+            width, height = info.width, info.height
+        elif width is None:
+            width = int(round(info.width * height / info.height / 2)) * 2
+        else:
+            height = int(round(info.height * width / info.width / 2)) * 2
+    origin = 0.0 if start is None else start
+    # Coarse seek to 2 s before the segment (fast), then exact trimming after decoding.
+    coarse = max(0.0, origin - 2.0)
+    command = [_tool("ffmpeg"), "-nostdin", "-v", "error"]
+    if coarse > 0:
+        command += ["-ss", f"{coarse:.6f}"]
+    command += ["-i", str(path), "-an"]
+    trim = f"trim=start={origin - coarse:.6f}"
+    if end is not None:
+        trim += f":end={end - coarse:.6f}"
+    filters = f"{trim},setpts=PTS-STARTPTS,fps={fps}:round=near,scale={width}:{height}"
+    command += ["-vf", filters, "-pix_fmt", "rgb24", "-f", "rawvideo", "-"]
+    try:
+        raw = _run(command, path, "video")
+    except MediaError:
+        # Given both sizes, the file was not probed; ffmpeg's complaint about a file without
+        # video ("Output file #0 does not contain any stream") would not say what is wrong.
+        if not probe(path).has_video:
+            raise MediaError(path, "no video stream") from None
+        raise
+    frame_bytes = width * height * 3
+    count = len(raw) // frame_bytes
+    if count == 0:
+        where = _segment(start, end)
+        raise MediaError(path, f"no video frames{where} (no video stream, or past the end)")
+    frames = np.frombuffer(raw[:count * frame_bytes], dtype=np.uint8).reshape(
+        count, height, width, 3)
+    times = origin + np.arange(count, dtype=np.float64) / fps
+    return VideoFrames(frames=frames, times=times, fps=float(fps))

@@ -1,0 +1,409 @@
+"""Extract text, audio and video features of a dataset with media into a feature store.
+
+``extract_features(dataset, store_root, config)`` runs, for every dialogue not yet in the store:
+
+1. text, in the main process (:class:`~.text.TextExtractor`; batched across dialogues);
+2. audio and video in ``config.workers`` worker processes (both cores by default), one dialogue
+   per task: decode (:mod:`~.decode`), then :class:`~.audio.AudioExtractor` /
+   :class:`~.video.VideoExtractor` over the dialogue's utterances in order (the speaker
+   baselines of the hotspot priors run through the dialogue).
+
+Where an utterance's media come from: its own ``media`` (a file per utterance, optionally cut by
+its ``start``/``end``), else its dialogue's ``media`` cut by ``start``/``end``; a video file's
+audio track serves as audio when no audio file is named. A modality that no utterance has media
+for is not extracted at all.
+
+Failures never stop the run. A file that cannot be decoded (missing, empty, corrupt, without the
+stream asked for), or an utterance whose times lie past the end of its recording, leaves the
+affected utterances *missing* for that modality (masked by the model, never zero-filled) and is
+recorded as a :class:`Failure` (modality, path, reason, utterance ids). Failures are kept in
+``<store>/extraction_failures.json`` so the summary after a resumed run still lists them.
+
+Resuming: every dialogue's features are written atomically per modality as soon as the dialogue
+is done (:class:`~hotspot_erc.data.store.FeatureStore`), so a killed run resumes with the
+dialogues that are not yet complete. The unit of work is the dialogue, because the speaker
+baselines of the priors depend on the utterances before; a kill therefore loses at most the
+dialogues in flight (one per worker), never a written one, and the resumed store equals an
+uninterrupted run's (the extractors are deterministic).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from hotspot_erc.atomic import write_json
+from hotspot_erc.data.dialogue import Dataset, Dialogue, ModalityFeatures, ModalitySpec, Utterance
+from hotspot_erc.data.store import FeatureStore
+from hotspot_erc.features.decode import SAMPLE_RATE, MediaError, cut_audio, load_audio, read_frames
+
+FAILURES_FILE = "extraction_failures.json"
+EXTRACT_MODALITIES = ("text", "audio", "video")
+
+
+@dataclass
+class ExtractConfig:
+    """What to extract and how.
+
+    Attributes:
+        modalities: any of ``text``, ``audio``, ``video`` (a media modality without files is
+            skipped).
+        text_setting: ``minilm`` or ``large`` (see :mod:`~.text`).
+        fps: video frames per second decoded and described (default 15).
+        max_width: video is downscaled to at most this width before description (default 480).
+        workers: processes for audio and video (default 2; 1 runs in this process).
+        audio: keyword options of :class:`~.audio.AudioExtractor` (default: the prosodic and
+            spectral descriptors plus the Whisper tiny.en encoder states, ``encoder=
+            "whisper-tiny"``, which lift a linear probe on RAVDESS by 15-20 points; see
+            docs/results.md).
+        video: keyword options of :class:`~.video.VideoExtractor` (``fps`` comes from above).
+    """
+
+    modalities: tuple[str, ...] = EXTRACT_MODALITIES
+    text_setting: str = "minilm"
+    fps: float = 15.0
+    max_width: int = 480
+    workers: int = 2
+    audio: dict = field(default_factory=lambda: {"encoder": "whisper-tiny"})
+    video: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.modalities = tuple(self.modalities)
+        unknown = [m for m in self.modalities if m not in EXTRACT_MODALITIES]
+        if unknown or not self.modalities:
+            raise ValueError(f"modalities {list(self.modalities)}: expected a non-empty subset "
+                             f"of {', '.join(EXTRACT_MODALITIES)}")
+        if not self.fps > 0 or self.max_width < 16 or self.workers < 1:
+            raise ValueError(f"fps={self.fps}, max_width={self.max_width}, "
+                             f"workers={self.workers}: expected fps > 0, max_width >= 16, "
+                             "workers >= 1")
+
+
+@dataclass
+class Failure:
+    """Media that could not be used: which modality and file, why, and for which utterances."""
+
+    modality: str
+    path: str
+    reason: str
+    utterances: list[str]
+
+    def describe(self) -> str:
+        shown = ", ".join(self.utterances[:3]) + (" ..." if len(self.utterances) > 3 else "")
+        return (f"{self.modality}: {self.path}: {self.reason} "
+                f"({len(self.utterances)} utterance(s) left without {self.modality}: {shown})")
+
+
+@dataclass
+class ExtractReport:
+    """What a run did: feature keys per modality, dialogues done now, failures, timings."""
+
+    store_root: str
+    keys: dict[str, str]
+    extracted: int
+    already_done: int
+    failures: list[Failure]
+    seconds: float
+    media_seconds: float = 0.0
+
+    def summary(self) -> str:
+        lines = [f"feature store {self.store_root}: {self.extracted} dialogue(s) extracted, "
+                 f"{self.already_done} already there, in {self.seconds:.1f} s"]
+        if self.media_seconds > 0 and self.extracted:
+            lines.append(f"media processed: {self.media_seconds:.1f} s "
+                         f"(real-time factor {self.seconds / self.media_seconds:.3f})")
+        lines += [f"  {modality}: {key}" for modality, key in self.keys.items()]
+        if self.failures:
+            lines.append(f"{len(self.failures)} media problem(s); the utterances concerned are "
+                         "missing that modality:")
+            lines += [f"  {failure.describe()}" for failure in self.failures]
+        else:
+            lines.append("no media problems")
+        return "\n".join(lines)
+
+
+def media_source(dialogue: Dialogue, utterance: Utterance, modality: str
+                 ) -> tuple[str | None, bool]:
+    """(path, whole_dialogue) of the recording that holds ``modality`` of ``utterance``."""
+    fallback = "video" if modality == "audio" else None
+    for media, whole in ((utterance.media, False), (dialogue.media, True)):
+        for name in (modality, fallback):
+            if name and name in media:
+                return media[name], whole
+    return None, False
+
+
+def media_modalities(dataset: Dataset) -> list[str]:
+    """The media modalities for which at least one utterance has a recording."""
+    return [m for m in ("audio", "video")
+            if any(media_source(d, u, m)[0] for d in dataset for u in d.utterances)]
+
+
+def _build_extractors(config: ExtractConfig, modalities: list[str]) -> dict:
+    extractors = {}
+    if "audio" in modalities:
+        from hotspot_erc.features.audio import AudioExtractor
+
+        extractors["audio"] = AudioExtractor(**config.audio)
+    if "video" in modalities:
+        from hotspot_erc.features.video import VideoExtractor
+
+        extractors["video"] = VideoExtractor(fps=config.fps, **config.video)
+    return extractors
+
+
+def extract_features(dataset: Dataset, store_root: str | os.PathLike,
+                     config: ExtractConfig | None = None, progress: bool = True
+                     ) -> ExtractReport:
+    """Extract what the store lacks (see the module docstring) and return the run's report."""
+    config = config or ExtractConfig()
+    began = time.perf_counter()
+    store = FeatureStore.create(store_root, dataset)
+    wanted_media = [m for m in media_modalities(dataset) if m in config.modalities]
+    extractors = _build_extractors(config, wanted_media)
+    specs: dict[str, ModalitySpec] = {m: e.spec for m, e in extractors.items()}
+    text_extractor = None
+    if "text" in config.modalities and any(u.text.strip() for d in dataset for u in d.utterances):
+        from hotspot_erc.features.text import TextExtractor
+
+        text_extractor = TextExtractor(config.text_setting)
+        specs = {"text": text_extractor.spec, **specs}
+    keys = {m: FeatureStore.features_key(spec) for m, spec in specs.items()}
+    failures_path = Path(store_root) / FAILURES_FILE
+    failures = _read_failures(failures_path)
+
+    def pending(modality: str) -> list[Dialogue]:
+        return [d for d in dataset if not store.has(modality, keys[modality], d.did)]
+
+    done_before = sum(all(store.has(m, keys[m], d.did) for m in keys) for d in dataset)
+    extracted: set[str] = set()
+    if text_extractor is not None:
+        todo = pending("text")
+        with tqdm(total=len(todo), desc="text", unit="dialogue",
+                  disable=not progress or not todo) as bar:
+            for start in range(0, len(todo), 64):
+                group = todo[start:start + 64]
+                records = text_extractor.extract([u.text for d in group for u in d.utterances])
+                offset = 0
+                for dialogue in group:
+                    store.write("text", specs["text"], dialogue.did,
+                                records[offset:offset + len(dialogue)])
+                    offset += len(dialogue)
+                    extracted.add(dialogue.did)
+                    bar.update(1)
+    media_seconds = 0.0
+    todo = [d for d in dataset if any(not store.has(m, keys[m], d.did) for m in wanted_media)]
+    if todo:
+        tasks = [(d, [m for m in wanted_media if not store.has(m, keys[m], d.did)]) for d in todo]
+        with tqdm(total=len(tasks), desc="+".join(wanted_media), unit="dialogue",
+                  disable=not progress) as bar:
+            for did, records, new_failures, seconds in _run_media(tasks, extractors, config):
+                for modality, modality_records in records.items():
+                    store.write(modality, specs[modality], did, modality_records)
+                failures = [f for f in failures if not _concerns(f, did, dataset)] + new_failures
+                _write_failures(failures_path, failures)
+                media_seconds += seconds
+                extracted.add(did)
+                bar.update(1)
+    return ExtractReport(store_root=str(store_root), keys=keys, extracted=len(extracted),
+                         already_done=done_before, failures=failures,
+                         seconds=time.perf_counter() - began, media_seconds=media_seconds)
+
+
+def load_extracted(store_root: str | os.PathLike, report: ExtractReport) -> Dataset:
+    """The dataset of a finished extraction, with the features of ``report.keys``."""
+    return FeatureStore(store_root).load_dataset(dict(report.keys))
+
+
+def _concerns(failure: Failure, did: str, dataset: Dataset) -> bool:
+    uids = {u.uid for u in dataset.dialogue(did).utterances}
+    return any(uid in uids for uid in failure.utterances)
+
+
+def _read_failures(path: Path) -> list[Failure]:
+    if not path.is_file():
+        return []
+    import json
+
+    try:
+        return [Failure(**entry) for entry in json.loads(path.read_text(encoding="utf-8"))]
+    except (ValueError, TypeError):
+        return []  # a damaged log only loses old messages; the features are unaffected
+
+
+def _write_failures(path: Path, failures: list[Failure]) -> None:
+    write_json(path, [asdict(f) for f in failures])
+
+
+# --- worker side ----------------------------------------------------------------------------
+
+_WORKER_EXTRACTORS: dict = {}
+
+
+def _worker_init(extractors: dict) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _WORKER_EXTRACTORS.clear()
+    _WORKER_EXTRACTORS.update(extractors)
+
+
+def _run_media(tasks: list[tuple[Dialogue, list[str]]], extractors: dict, config: ExtractConfig):
+    """Yield (did, {modality: records}, failures, media seconds) as dialogues finish, in any
+    order. At most ``2 * workers`` dialogues are in flight, so a kill loses little."""
+    if config.workers == 1:
+        for dialogue, modalities in tasks:
+            yield extract_media_dialogue(dialogue, modalities, extractors, config)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=config.workers, mp_context=context,
+                             initializer=_worker_init, initargs=(extractors,)) as pool:
+        queue = iter(tasks)
+        running = set()
+        for dialogue, modalities in queue:
+            running.add(pool.submit(_worker_task, dialogue, modalities, config))
+            if len(running) >= 2 * config.workers:
+                break
+        while running:
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                yield future.result()
+                following = next(queue, None)
+                if following is not None:
+                    running.add(pool.submit(_worker_task, *following, config))
+
+
+def _worker_task(dialogue: Dialogue, modalities: list[str], config: ExtractConfig):
+    return extract_media_dialogue(dialogue, modalities, _WORKER_EXTRACTORS, config)
+
+
+def extract_media_dialogue(dialogue: Dialogue, modalities: list[str], extractors: dict,
+                           config: ExtractConfig
+                           ) -> tuple[str, dict[str, list[ModalityFeatures]], list[Failure], float]:
+    """Decode and describe one dialogue's audio and/or video. Never raises for bad media."""
+    records: dict[str, list[ModalityFeatures]] = {}
+    failures: list[Failure] = []
+    media_seconds = 0.0
+    for modality in modalities:
+        segments, problems = (_audio_segments if modality == "audio" else _video_segments)(
+            dialogue, config)
+        failures += [Failure(modality, path, reason, uids)
+                     for (path, reason), uids in problems.items()]
+        records[modality] = extractors[modality].extract_dialogue(segments)
+        if modality == "audio":
+            media_seconds = sum(len(s.samples) for s in segments
+                                if s.samples is not None) / SAMPLE_RATE
+        elif not media_seconds:
+            media_seconds = sum(len(s.frames) for s in segments
+                                if s.frames is not None) / config.fps
+    return dialogue.did, records, failures, media_seconds
+
+
+def _problem(problems: dict, error: MediaError, uid: str) -> None:
+    problems.setdefault((error.path, error.reason), []).append(uid)
+
+
+def _audio_segments(dialogue: Dialogue, config: ExtractConfig):
+    from hotspot_erc.features.audio import AudioSegment
+
+    recordings: dict[str, np.ndarray | MediaError] = {}
+    problems: dict[tuple[str, str], list[str]] = {}
+    segments = []
+    for utterance in dialogue.utterances:
+        path, whole = media_source(dialogue, utterance, "audio")
+        samples = None
+        try:
+            if path is None:
+                pass
+            elif not whole:
+                samples = load_audio(path, start=utterance.start, end=utterance.end)
+            else:
+                if path not in recordings:
+                    try:
+                        recordings[path] = load_audio(path)
+                    except MediaError as error:
+                        recordings[path] = error
+                recording = recordings[path]
+                if isinstance(recording, MediaError):
+                    raise recording
+                samples = cut_audio(recording, SAMPLE_RATE, utterance.start, utterance.end)
+                if samples.size == 0:
+                    duration = len(recording) / SAMPLE_RATE
+                    raise MediaError(path, f"utterance times {utterance.start:.2f}-"
+                                     f"{utterance.end:.2f} s lie past the end of the recording "
+                                     f"({duration:.2f} s)")
+        except MediaError as error:
+            _problem(problems, error, utterance.uid)
+            samples = None
+        segments.append(AudioSegment(samples=samples, speaker=utterance.speaker))
+    return segments, problems
+
+
+def _video_segments(dialogue: Dialogue, config: ExtractConfig):
+    from hotspot_erc.features.decode import probe
+    from hotspot_erc.features.video import VideoSegment
+
+    sizes: dict[str, tuple[int, int] | MediaError] = {}
+    problems: dict[tuple[str, str], list[str]] = {}
+    segments = []
+    for utterance in dialogue.utterances:
+        path, _ = media_source(dialogue, utterance, "video")
+        frames = None
+        try:
+            if path is not None:
+                if path not in sizes:
+                    try:
+                        info = probe(path)
+                        if not info.has_video:
+                            raise MediaError(path, "no video stream")
+                        width = min(config.max_width, info.width)
+                        sizes[path] = (width, int(round(info.height * width / info.width / 2)) * 2)
+                    except MediaError as error:
+                        sizes[path] = error
+                size = sizes[path]
+                if isinstance(size, MediaError):
+                    raise size
+                frames = read_frames(path, fps=config.fps, start=utterance.start,
+                                     end=utterance.end, width=size[0], height=size[1])
+        except MediaError as error:
+            _problem(problems, error, utterance.uid)
+            frames = None
+        segments.append(VideoSegment(frames=frames, speaker=utterance.speaker,
+                                     start=utterance.start or 0.0))
+    return segments, problems
+
+
+def extract_dataset(dataset: Dataset, config: ExtractConfig | None = None,
+                    cache_dir: str | os.PathLike | None = None,
+                    folder: str | os.PathLike | None = None, progress: bool = True) -> Dataset:
+    """``dataset`` with its features, extracted into a cache folder once and read afterwards.
+
+    Without ``folder`` the store is ``<cache>/features/<name>-<digest>``, the digest covering
+    utterance ids, texts, times and media paths, so two corpora under one name never mix. The
+    run's media problems are printed (they are also in the store's failure log).
+    """
+    import hashlib
+
+    from hotspot_erc.features.text_store import default_feature_cache
+
+    config = config or ExtractConfig()
+    if folder is None:
+        digest = hashlib.sha256()
+        for dialogue in dataset:
+            digest.update(f"{dialogue.did}\t{sorted(dialogue.media.items())}\n".encode())
+            for u in dialogue.utterances:
+                digest.update(f"{u.uid}\t{u.text}\t{u.start}\t{u.end}\t"
+                              f"{sorted(u.media.items())}\n".encode())
+        folder = default_feature_cache(f"{dataset.name}-{digest.hexdigest()[:12]}", cache_dir)
+    report = extract_features(dataset, folder, config, progress=progress)
+    if report.failures and progress:
+        print(report.summary())
+    return load_extracted(folder, report)

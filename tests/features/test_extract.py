@@ -1,0 +1,203 @@
+"""The extraction pipeline: manifest + media -> feature store, failures, resume, workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hotspot_erc.data.manifest import load_manifest
+from hotspot_erc.data.store import FeatureStore
+from hotspot_erc.features.extract import (
+    FAILURES_FILE,
+    ExtractConfig,
+    extract_features,
+    load_extracted,
+    media_modalities,
+)
+from hotspot_erc.features.synth_media import face_frames, speak, write_video, write_wav
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> Path:
+    """A 4 s video with speech (two utterances), a wav per utterance, a corrupt file."""
+    folder = tmp_path_factory.mktemp("media")
+    first = speak("Hello, how are you today?", voice="en-us+m3", pitch=40)
+    second = speak("I am really very well, thanks!", voice="en-us+f3", pitch=70)
+    gap = np.zeros(3200, dtype=np.float32)
+    track = np.concatenate([gap, first, gap, second, gap])
+    seconds = len(track) / 16000
+    write_video(folder / "talk.mp4", face_frames(seconds, fps=15, bursts=[seconds * 0.7]), 15,
+                audio=track)
+    write_wav(folder / "first.wav", first)
+    write_wav(folder / "second.wav", second)
+    (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
+    times = {"first": (0.2, 0.2 + len(first) / 16000),
+             "second": (0.4 + len(first) / 16000, 0.4 + (len(first) + len(second)) / 16000)}
+    (folder / "times.json").write_text(json.dumps(times))
+    return folder
+
+
+def _manifest(folder: Path, dialogues: list[dict], name: str = "m.json") -> Path:
+    path = folder / name
+    path.write_text(json.dumps({"name": "test", "dialogues": dialogues}))
+    return path
+
+
+def _conversation(media: Path) -> dict:
+    times = json.loads((media / "times.json").read_text())
+    return {"id": "talk", "media": {"video": "talk.mp4"}, "utterances": [
+        {"id": "t0", "speaker": "A", "text": "Hello, how are you today?",
+         "start": times["first"][0], "end": times["first"][1]},
+        {"id": "t1", "speaker": "B", "text": "I am really very well, thanks!",
+         "start": times["second"][0], "end": times["second"][1]}]}
+
+
+def test_conversation_video_gives_all_three_modalities(media, tmp_path):
+    dataset = load_manifest(_manifest(media, [_conversation(media)]))
+    assert media_modalities(dataset) == ["audio", "video"]
+    report = extract_features(dataset, tmp_path / "store", ExtractConfig(workers=1),
+                              progress=False)
+    assert report.failures == [] and report.extracted == 1
+    assert set(report.keys) == {"text", "audio", "video"}
+    loaded = load_extracted(tmp_path / "store", report)
+    for utterance in loaded.dialogues[0].utterances:
+        assert all(utterance.has(m) for m in ("text", "audio", "video"))
+        duration = utterance.end - utterance.start
+        for modality in ("audio", "video"):
+            times = utterance.features[modality].position_times
+            # Positions are timed from the utterance start and stay inside the utterance.
+            assert times.min() >= -1e-3 and times.max() <= duration + 0.05
+    assert loaded.feature_spec.modalities["video"].rate_hz == 15.0
+    again = extract_features(dataset, tmp_path / "store", ExtractConfig(workers=1),
+                             progress=False)
+    assert again.extracted == 0 and again.already_done == 1
+
+
+def test_bad_media_is_reported_and_the_run_goes_on(media, tmp_path):
+    times = json.loads((media / "times.json").read_text())
+    dialogues = [
+        _conversation(media),
+        {"id": "broken", "media": {"video": "broken.mp4"}, "utterances": [
+            {"id": "b0", "speaker": "A", "text": "hi", "start": 0.0, "end": 1.0}]},
+        {"id": "gone", "utterances": [
+            {"id": "g0", "speaker": "A", "text": "x", "media": {"audio": "nowhere.wav"}}]},
+        {"id": "late", "media": {"video": "talk.mp4"}, "utterances": [
+            {"id": "l0", "speaker": "A", "text": "ok", "start": times["first"][0],
+             "end": times["first"][1]},
+            {"id": "l1", "speaker": "A", "text": "too late", "start": 50.0, "end": 51.0}]},
+    ]
+    dataset = load_manifest(_manifest(media, dialogues, "bad.json"))
+    report = extract_features(dataset, tmp_path / "store",
+                              ExtractConfig(modalities=("audio", "video"), workers=1),
+                              progress=False)
+    by_utterance = {}
+    for failure in report.failures:
+        for uid in failure.utterances:
+            by_utterance.setdefault(uid, []).append(failure)
+    assert {f.modality for f in by_utterance["b0"]} == {"audio", "video"}
+    assert all(f.path.endswith("broken.mp4") for f in by_utterance["b0"])
+    assert [f.modality for f in by_utterance["g0"]] == ["audio"]
+    assert "no such file" in by_utterance["g0"][0].reason
+    assert {f.modality for f in by_utterance["l1"]} == {"audio", "video"}
+    assert "l0" not in by_utterance and "t0" not in by_utterance
+    summary = report.summary()
+    assert "broken.mp4" in summary and "nowhere.wav" in summary
+    loaded = load_extracted(tmp_path / "store", report)
+    utterances = {u.uid: u for d in loaded for u in d.utterances}
+    assert not utterances["b0"].has("audio") and not utterances["b0"].has("video")
+    assert not utterances["g0"].has("audio")
+    assert utterances["l0"].has("audio") and not utterances["l1"].has("audio")
+    assert utterances["t0"].has("audio") and utterances["t1"].has("video")
+    # The failure log survives for a later (resumed) run's summary.
+    logged = json.loads((tmp_path / "store" / FAILURES_FILE).read_text())
+    assert {entry["utterances"][0] for entry in logged} >= {"b0", "g0", "l1"}
+    rerun = extract_features(dataset, tmp_path / "store",
+                             ExtractConfig(modalities=("audio", "video"), workers=1),
+                             progress=False)
+    assert rerun.extracted == 0 and len(rerun.failures) == len(report.failures)
+
+
+def _many_dialogues(media: Path, count: int) -> Path:
+    dialogues = [{"id": f"d{index:02d}", "utterances": [
+        {"id": f"d{index:02d}_0", "speaker": "A", "media": {"audio": "first.wav"}},
+        {"id": f"d{index:02d}_1", "speaker": "B", "media": {"audio": "second.wav"}}]}
+        for index in range(count)]
+    return _manifest(media, dialogues, f"many{count}.json")
+
+
+def _arrays(store: Path) -> dict[str, dict[str, np.ndarray]]:
+    found = {}
+    for path in sorted(store.glob("audio/*/*.npz")):
+        with np.load(path, allow_pickle=False) as data:
+            found[path.name] = {key: data[key] for key in data.files}
+    return found
+
+
+def test_two_workers_equal_one(media, tmp_path):
+    dataset = load_manifest(_many_dialogues(media, 4))
+    for workers in (1, 2):
+        extract_features(dataset, tmp_path / f"w{workers}",
+                         ExtractConfig(modalities=("audio",), workers=workers), progress=False)
+    one, two = _arrays(tmp_path / "w1"), _arrays(tmp_path / "w2")
+    assert one.keys() == two.keys() and len(one) == 4
+    for name in one:
+        for key in one[name]:
+            np.testing.assert_array_equal(one[name][key], two[name][key])
+
+
+@pytest.mark.slow
+def test_killed_extraction_resumes_to_the_same_store(media, tmp_path):
+    manifest = _many_dialogues(media, 40)
+    command = [sys.executable, "-m", "hotspot_erc.cli", "extract", "--manifest", str(manifest),
+               "--modalities", "audio", "--workers", "1", "--quiet"]
+    reference = tmp_path / "reference"
+    subprocess.run(command + ["--out", str(reference)], check=True, capture_output=True)
+    store = tmp_path / "killed"
+    process = subprocess.Popen(command + ["--out", str(store)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(store.glob("audio/*/*.npz")):
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    written = len(list(store.glob("audio/*/*.npz")))
+    assert 1 <= written < 40, "the kill should land part way through"
+    assert not list(store.rglob("*.tmp")) or all(p.name.startswith(".") for p in
+                                                 store.rglob("*.tmp"))
+    resumed = subprocess.run(command + ["--out", str(store)], check=True, capture_output=True,
+                             text=True)
+    assert f"{40 - written} dialogue(s) extracted, {written} already there" in resumed.stdout
+    reference_arrays, resumed_arrays = _arrays(reference), _arrays(store)
+    assert reference_arrays.keys() == resumed_arrays.keys() and len(reference_arrays) == 40
+    for name in reference_arrays:
+        for key in reference_arrays[name]:
+            np.testing.assert_array_equal(reference_arrays[name][key], resumed_arrays[name][key])
+    FeatureStore(store).load_dataset()
+
+
+@pytest.mark.real_data
+def test_crema_d_clips_extract_with_faces(shared_data, tmp_path):
+    from hotspot_erc.data.acted import load_crema_d
+    from hotspot_erc.data.dialogue import Dataset
+
+    clips = [d for d in load_crema_d(shared_data) if d.did.endswith(".flv")][:2]
+    dataset = Dataset("crema-two", clips, ["ANG", "DIS", "FEA", "HAP", "NEU", "SAD"],
+                      {"test": [d.did for d in clips]})
+    report = extract_features(dataset, tmp_path / "crema",
+                              ExtractConfig(modalities=("audio", "video"), workers=1),
+                              progress=False)
+    assert report.failures == []
+    for dialogue in load_extracted(tmp_path / "crema", report):
+        video = dialogue.utterances[0].features["video"]
+        assert video.local_mask.mean() > 0.9
+        assert dialogue.utterances[0].has("audio")
