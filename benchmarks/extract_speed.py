@@ -3,7 +3,8 @@
 Generates a two-speaker conversation (espeak-ng speech, 480x360 face video at 15 fps, muxed as
 H.264 mp4; see hotspot_erc.features.synth_media.make_conversation), then extracts it with
 ``extract_features`` into fresh stores: each modality alone, then all three together with the
-workers given (default 2, one per core). Each timing is the whole call, so it includes decoding,
+workers given (default 2, one per core: audio and video of the conversation run in parallel
+while the main process extracts the text). Each timing is the whole call, so it includes decoding,
 loading the models and starting the worker processes; the "warm" line re-times the audio and
 video description of one dialogue in this process with models already loaded.
 
@@ -68,10 +69,10 @@ def main() -> None:
         config = ExtractConfig(fps=args.fps, workers=1)
         extractors = _build_extractors(config, ["audio", "video"])
         dialogue = dataset.dialogues[0]
-        extract_media_dialogue(dialogue, ["audio", "video"], extractors, config)  # load models
         for modality in ("audio", "video"):
+            extract_media_dialogue(dialogue, modality, extractors, config)  # load the models
             began = time.perf_counter()
-            extract_media_dialogue(dialogue, [modality], extractors, config)
+            extract_media_dialogue(dialogue, modality, extractors, config)
             seconds = time.perf_counter() - began
             print(f"warm {modality} (1 core, decode + describe): {seconds:.2f} s, real-time "
                   f"factor {seconds / args.seconds:.3f}")

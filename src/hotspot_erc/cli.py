@@ -94,7 +94,8 @@ def _dataset(args: argparse.Namespace):
                                                                 "--synthetic-set"),
                            fmt=args.format,
                            format_options=_parse_overrides(args.format_option,
-                                                           "--format-option"))
+                                                           "--format-option"),
+                           progress=not getattr(args, "quiet", False))
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -142,6 +143,25 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     summary = ablate(dataset, variants, seeds, args.out, base_model, base_train,
                      progress=not args.quiet)
     print(summary_table(summary))
+    return 0
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from hotspot_erc.engine.probe import linear_probe
+
+    dataset = _dataset(args)
+    modalities = [m.strip() for m in args.modalities.split(",")] if args.modalities else None
+    result = linear_probe(dataset, modalities)
+    print(f"{result['model']} ({', '.join(result['modalities'])}), C={result['C']} chosen on "
+          "validation")
+    for split in ("valid", "test"):
+        metrics = result[split]
+        print(f"{split:<6} accuracy {100 * metrics['accuracy']:.1f}  weighted F1 "
+              f"{100 * metrics['weighted_f1']:.1f}  macro F1 {100 * metrics['macro_f1']:.1f}")
+    if args.out:
+        from hotspot_erc.atomic import write_json
+
+        write_json(args.out, result)
     return 0
 
 
@@ -281,6 +301,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--out", default=None, help="write the full result as JSON here")
     evaluate.set_defaults(func=_cmd_evaluate)
+
+    probe = commands.add_parser(
+        "probe", help="context-free baseline: logistic regression on global vectors")
+    _add_dataset_options(probe)
+    probe.add_argument("--modalities", default=None,
+                       help="comma-separated (default: every modality with features)")
+    probe.add_argument("--out", default=None, help="write the result as JSON here")
+    probe.set_defaults(func=_cmd_probe)
 
     ablation = commands.add_parser("ablate", help="variants x seeds, mean +- std table")
     _add_dataset_options(ablation)

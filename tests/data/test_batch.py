@@ -135,13 +135,13 @@ def test_max_positions_cap(dialogues):
     assert text.local_mask[0, 3].tolist() == [True, False]
 
 
-def test_a_record_with_no_valid_position_left_after_the_cap_is_not_present():
+def test_a_capped_record_whose_first_positions_are_invalid_stays_present():
     record = _audio(3, local_mask=[False, False, True])
     dialogue = Dialogue("d", [Utterance("u", "A", label="neu", features={"audio": record})])
     audio = collate([dialogue], LABELS, SPEC, max_positions={"audio": 2}).modalities["audio"]
-    assert audio.present.tolist() == [[False]]
-    assert not audio.local_mask.any() and torch.all(audio.local == 0)
-    assert torch.all(audio.global_vector == 0)
+    assert audio.present.tolist() == [[True]]
+    assert audio.local_mask[0, 0].tolist() == [True, False]
+    assert torch.equal(audio.local[0, 0, 0], torch.from_numpy(record.local[2]))
 
 
 def test_unknown_label_is_an_error(dialogues):
@@ -184,3 +184,31 @@ def test_iterate_batches_covers_every_dialogue_once():
     assert again == shuffled
     with pytest.raises(ValueError, match="seeded generator"):
         next(iterate_batches(many, LABELS, SPEC, 2, shuffle=True))
+
+
+def test_a_cut_sequence_starts_at_its_first_valid_position():
+    """Leading invalid positions (silence, faceless frames) must not make a capped modality
+    missing: a model without HGF reads one position per utterance."""
+    from hotspot_erc.data.batch import collate
+    from hotspot_erc.data.dialogue import (
+        Dialogue,
+        FeatureSpec,
+        ModalityFeatures,
+        ModalitySpec,
+        Utterance,
+    )
+
+    local = np.arange(12, dtype=np.float32).reshape(6, 2)
+    mask = np.array([False, False, True, True, False, True])
+    record = ModalityFeatures(global_vector=np.ones(3), local=local, local_mask=mask,
+                              prior=np.linspace(0, 1, 6))
+    dialogue = Dialogue("d", [Utterance("u", "A", label="x", features={"audio": record})])
+    spec = FeatureSpec({"audio": ModalitySpec("a", "1", 3, 2)})
+    capped = collate([dialogue], ["x"], spec, max_positions={"audio": 1}).modalities["audio"]
+    assert capped.present[0, 0]
+    np.testing.assert_array_equal(capped.local[0, 0, 0].numpy(), local[2])
+    two = collate([dialogue], ["x"], spec, max_positions={"audio": 3}).modalities["audio"]
+    np.testing.assert_array_equal(two.local_mask[0, 0].numpy(), [True, True, False])
+    # Uncapped batches keep every position where it was (explanations map back by index).
+    full = collate([dialogue], ["x"], spec).modalities["audio"]
+    np.testing.assert_array_equal(full.local_mask[0, 0].numpy(), mask)

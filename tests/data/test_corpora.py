@@ -10,7 +10,7 @@ from hotspot_erc.data.paths import DATA_ENV
 
 
 def test_names():
-    assert DATASET_NAMES == ("iemocap6", "iemocap4", "meld", "synthetic")
+    assert DATASET_NAMES == ("iemocap6", "iemocap4", "meld", "synthetic", "ravdess", "crema-d")
 
 
 @pytest.mark.parametrize("name, label_count, test_dialogues", [

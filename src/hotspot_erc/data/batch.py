@@ -76,8 +76,9 @@ def collate(dialogues: Sequence[Dialogue], label_names: Sequence[str],
     """Pad ``dialogues`` into one :class:`Batch` with the modalities of ``feature_spec``.
 
     ``max_positions`` optionally caps the positions per modality (longer sequences are cut at the
-    end, a deliberate, documented truncation). A modality of the spec that a dialogue lacks is
-    simply marked not present.
+    end, a deliberate, documented truncation); a cut sequence starts at its first valid position,
+    so leading silence or faceless frames never turn a present modality into a missing one. A
+    modality of the spec that a dialogue lacks is simply marked not present.
     """
     if not dialogues:
         raise ValueError("collate: no dialogues")
@@ -134,20 +135,24 @@ def _collate_modality(dialogues: Sequence[Dialogue], name: str, global_dim: int,
                     f"dialogue {dialogue.did}, utterance {utt.uid}, modality {name}: dimensions "
                     f"global {record.global_vector.shape[0]} / local {record.local.shape[1]}, "
                     f"expected {global_dim} / {local_dim} from the feature spec")
-            n = min(record.num_positions, positions)
-            mask = record.local_mask[:n]
+            first = 0
+            if record.num_positions > positions:
+                first = int(np.argmax(record.local_mask))  # the cut starts at a valid position
+            kept = slice(first, first + positions)
+            mask = record.local_mask[kept]
+            n = mask.shape[0]
             if not mask.any():
-                continue  # no valid position left: the modality is effectively missing
+                continue  # no valid position at all: the modality is effectively missing
             present[b, u] = True
             global_vector[b, u] = record.global_vector
-            local[b, u, :n] = np.where(mask[:, None], record.local[:n], 0.0)
+            local[b, u, :n] = np.where(mask[:, None], record.local[kept], 0.0)
             local_mask[b, u, :n] = mask
             if record.prior is not None:
                 has_prior[b, u] = True
-                prior[b, u, :n] = np.where(mask, record.prior[:n], 0.0)
+                prior[b, u, :n] = np.where(mask, record.prior[kept], 0.0)
             if record.hotspot_truth is not None:
                 has_truth[b, u] = True
-                truth[b, u, :n] = record.hotspot_truth[:n] & mask
+                truth[b, u, :n] = record.hotspot_truth[kept] & mask
     return ModalityBatch(torch.from_numpy(global_vector), torch.from_numpy(local),
                          torch.from_numpy(local_mask), torch.from_numpy(present),
                          torch.from_numpy(prior), torch.from_numpy(has_prior),

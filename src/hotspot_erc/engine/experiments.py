@@ -29,8 +29,8 @@ HEADLINE_METRICS = ("weighted_f1", "accuracy", "macro_f1")
 def resolve_dataset(name: str, data: str | os.PathLike | None = None,
                     text_setting: str = "minilm", cache_dir: str | os.PathLike | None = None,
                     synthetic_overrides: dict | None = None, fmt: str | None = None,
-                    format_options: dict | None = None) -> Dataset:
-    """A dataset with features.
+                    format_options: dict | None = None, progress: bool = True) -> Dataset:
+    """A dataset with features (``progress``: show extraction progress bars).
 
     ``name`` is ``synthetic``, a real corpus name (``iemocap6``, ``iemocap4``, ``meld``: text
     features are extracted once and cached; ``ravdess``, ``crema-d``: features extracted from
@@ -53,10 +53,11 @@ def resolve_dataset(name: str, data: str | os.PathLike | None = None,
 
         if media_modalities(dataset):
             return extract_dataset(dataset, ExtractConfig(text_setting=text_setting),
-                                   cache_dir=cache_dir)
+                                   cache_dir=cache_dir, progress=progress)
         from hotspot_erc.features.text_store import extract_text_dataset
 
-        return extract_text_dataset(dataset, setting=text_setting, cache_dir=cache_dir)
+        return extract_text_dataset(dataset, setting=text_setting, cache_dir=cache_dir,
+                                    progress=progress)
     from hotspot_erc.data.corpora import MEDIA_CORPORA
 
     if name in MEDIA_CORPORA:
@@ -66,10 +67,11 @@ def resolve_dataset(name: str, data: str | os.PathLike | None = None,
 
         config = ExtractConfig(modalities=MEDIA_CORPORA[name], text_setting=text_setting)
         return extract_dataset(load_dataset(name, data), config,
-                               folder=default_feature_cache(name, cache_dir))
+                               folder=default_feature_cache(name, cache_dir), progress=progress)
     from hotspot_erc.features.text_store import load_text_dataset
 
-    return load_text_dataset(name, data, setting=text_setting, cache_dir=cache_dir)
+    return load_text_dataset(name, data, setting=text_setting, cache_dir=cache_dir,
+                             progress=progress)
 
 
 def run_config(dataset: Dataset, variant: str, base_model: ModelConfig,

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from hotspot_erc.atomic import write_json, write_npz, write_text
 from hotspot_erc.data.batch import iterate_batches
-from hotspot_erc.data.dialogue import Dataset
+from hotspot_erc.data.dialogue import Dataset, Dialogue
 from hotspot_erc.engine.checkpoint import (
     arrays_to_state,
     load_checkpoint,
@@ -58,6 +58,20 @@ def model_config_for(dataset: Dataset, base: ModelConfig) -> ModelConfig:
     return base.replace(input_dims=dims, num_classes=len(dataset.label_names))
 
 
+def fit_standardisers(model: HotspotERC, dialogues: list[Dialogue]) -> None:
+    """Fit the model's input standardisers on ``dialogues`` (the training split): global
+    vectors of present utterances, local rows at valid positions."""
+    for modality, standardiser in model.standardisers.items():
+        records = [u.features[modality] for d in dialogues for u in d.utterances
+                   if u.has(modality)]
+        global_dim, local_dim = model.config.input_dims[modality]
+        global_rows = np.stack([r.global_vector for r in records]) if records else np.zeros(
+            (0, global_dim), np.float32)
+        local_rows = np.concatenate([r.local[r.local_mask] for r in records]) if records \
+            else np.zeros((0, local_dim), np.float32)
+        standardiser.fit(global_rows, local_rows)
+
+
 def train(dataset: Dataset, model_config: ModelConfig, train_config: TrainConfig,
           run_dir: str | os.PathLike, progress: bool = True,
           stop_after_epoch: int | None = None) -> RunResult:
@@ -83,6 +97,8 @@ def train(dataset: Dataset, model_config: ModelConfig, train_config: TrainConfig
     state = {"epoch": 0, "best_score": -math.inf, "best_epoch": -1, "bad_epochs": 0}
     if (run_dir / "resume" / "state.json").exists():
         state = _load_resume(run_dir / "resume", model, optimiser)
+    else:
+        fit_standardisers(model, dataset.split("train"))
 
     positions = batch_positions(model_config, train_config)
     train_dialogues = dataset.split("train")

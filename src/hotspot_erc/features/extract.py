@@ -3,10 +3,11 @@
 ``extract_features(dataset, store_root, config)`` runs, for every dialogue not yet in the store:
 
 1. text, in the main process (:class:`~.text.TextExtractor`; batched across dialogues);
-2. audio and video in ``config.workers`` worker processes (both cores by default), one dialogue
-   per task: decode (:mod:`~.decode`), then :class:`~.audio.AudioExtractor` /
-   :class:`~.video.VideoExtractor` over the dialogue's utterances in order (the speaker
-   baselines of the hotspot priors run through the dialogue).
+2. audio and video in ``config.workers`` worker processes (both cores by default), one
+   (dialogue, modality) per task, so one conversation's audio and video run on different cores
+   while the main process does the text: decode (:mod:`~.decode`), then
+   :class:`~.audio.AudioExtractor` / :class:`~.video.VideoExtractor` over the dialogue's
+   utterances in order (the speaker baselines of the hotspot priors run through the dialogue).
 
 Where an utterance's media come from: its own ``media`` (a file per utterance, optionally cut by
 its ``start``/``end``), else its dialogue's ``media`` cut by ``start``/``end``; a video file's
@@ -21,9 +22,9 @@ recorded as a :class:`Failure` (modality, path, reason, utterance ids). Failures
 
 Resuming: every dialogue's features are written atomically per modality as soon as the dialogue
 is done (:class:`~hotspot_erc.data.store.FeatureStore`), so a killed run resumes with the
-dialogues that are not yet complete. The unit of work is the dialogue, because the speaker
-baselines of the priors depend on the utterances before; a kill therefore loses at most the
-dialogues in flight (one per worker), never a written one, and the resumed store equals an
+dialogues that are not yet complete. The unit of work is the dialogue (per modality), because
+the speaker baselines of the priors depend on the utterances before; a kill therefore loses at
+most the tasks in flight (two per worker), never a written one, and the resumed store equals an
 uninterrupted run's (the extractors are deterministic).
 """
 
@@ -184,32 +185,36 @@ def extract_features(dataset: Dataset, store_root: str | os.PathLike,
 
     done_before = sum(all(store.has(m, keys[m], d.did) for m in keys) for d in dataset)
     extracted: set[str] = set()
-    if text_extractor is not None:
-        todo = pending("text")
-        with tqdm(total=len(todo), desc="text", unit="dialogue",
-                  disable=not progress or not todo) as bar:
-            for start in range(0, len(todo), 64):
-                group = todo[start:start + 64]
-                records = text_extractor.extract([u.text for d in group for u in d.utterances])
-                offset = 0
-                for dialogue in group:
-                    store.write("text", specs["text"], dialogue.did,
-                                records[offset:offset + len(dialogue)])
-                    offset += len(dialogue)
-                    extracted.add(dialogue.did)
-                    bar.update(1)
     media_seconds = 0.0
-    todo = [d for d in dataset if any(not store.has(m, keys[m], d.did) for m in wanted_media)]
-    if todo:
-        tasks = [(d, [m for m in wanted_media if not store.has(m, keys[m], d.did)]) for d in todo]
-        with tqdm(total=len(tasks), desc="+".join(wanted_media), unit="dialogue",
-                  disable=not progress) as bar:
-            for did, records, new_failures, seconds in _run_media(tasks, extractors, config):
-                for modality, modality_records in records.items():
-                    store.write(modality, specs[modality], did, modality_records)
-                failures = [f for f in failures if not _concerns(f, did, dataset)] + new_failures
-                _write_failures(failures_path, failures)
-                media_seconds += seconds
+    # One task per (dialogue, modality): a dialogue's audio and video run on different cores.
+    tasks = [(d, m) for d in dataset for m in wanted_media if not store.has(m, keys[m], d.did)]
+    with _MediaRunner(tasks, extractors, config) as runner:
+        # Text runs here while the workers start on the media.
+        if text_extractor is not None:
+            todo = pending("text")
+            with tqdm(total=len(todo), desc="text", unit="dialogue",
+                      disable=not progress or not todo) as bar:
+                for start in range(0, len(todo), 64):
+                    group = todo[start:start + 64]
+                    records = text_extractor.extract([u.text for d in group
+                                                      for u in d.utterances])
+                    offset = 0
+                    for dialogue in group:
+                        store.write("text", specs["text"], dialogue.did,
+                                    records[offset:offset + len(dialogue)])
+                        offset += len(dialogue)
+                        extracted.add(dialogue.did)
+                        bar.update(1)
+        with tqdm(total=len(tasks), desc="+".join(wanted_media), unit="task",
+                  disable=not progress or not tasks) as bar:
+            for did, modality, records, new_failures, seconds in runner.results():
+                store.write(modality, specs[modality], did, records)
+                failures = [f for f in failures if not (f.modality == modality and
+                                                        _concerns(f, did, dataset))]
+                _write_failures(failures_path, failures + new_failures)
+                failures += new_failures
+                if modality == "audio" or "audio" not in wanted_media:
+                    media_seconds += seconds
                 extracted.add(did)
                 bar.update(1)
     return ExtractReport(store_root=str(store_root), keys=keys, extracted=len(extracted),
@@ -256,55 +261,73 @@ def _worker_init(extractors: dict) -> None:
     _WORKER_EXTRACTORS.update(extractors)
 
 
-def _run_media(tasks: list[tuple[Dialogue, list[str]]], extractors: dict, config: ExtractConfig):
-    """Yield (did, {modality: records}, failures, media seconds) as dialogues finish, in any
-    order. At most ``2 * workers`` dialogues are in flight, so a kill loses little."""
-    if config.workers == 1:
-        for dialogue, modalities in tasks:
-            yield extract_media_dialogue(dialogue, modalities, extractors, config)
-        return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=config.workers, mp_context=context,
-                             initializer=_worker_init, initargs=(extractors,)) as pool:
-        queue = iter(tasks)
-        running = set()
-        for dialogue, modalities in queue:
-            running.add(pool.submit(_worker_task, dialogue, modalities, config))
-            if len(running) >= 2 * config.workers:
-                break
-        while running:
-            finished, running = wait(running, return_when=FIRST_COMPLETED)
+class _MediaRunner:
+    """Runs (dialogue, modality) tasks in ``config.workers`` processes (or, with one worker,
+    lazily in this process) and yields their results as they finish, in any order. At most
+    ``2 * workers`` tasks are in flight, so a kill loses little."""
+
+    def __init__(self, tasks: list[tuple[Dialogue, str]], extractors: dict,
+                 config: ExtractConfig) -> None:
+        self.tasks = iter(tasks)
+        self.extractors = extractors
+        self.config = config
+        self.pool = None
+        self.running: set = set()
+
+    def __enter__(self) -> _MediaRunner:
+        if self.config.workers > 1:
+            self.pool = ProcessPoolExecutor(
+                max_workers=self.config.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init, initargs=(self.extractors,))
+            for _ in range(2 * self.config.workers):
+                if not self._submit_next():
+                    break
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _submit_next(self) -> bool:
+        task = next(self.tasks, None)
+        if task is None:
+            return False
+        self.running.add(self.pool.submit(_worker_task, *task, self.config))
+        return True
+
+    def results(self):
+        """Yield (did, modality, records, failures, media seconds)."""
+        if self.pool is None:
+            for dialogue, modality in self.tasks:
+                yield extract_media_dialogue(dialogue, modality, self.extractors, self.config)
+            return
+        while self.running:
+            finished, self.running = wait(self.running, return_when=FIRST_COMPLETED)
             for future in finished:
                 yield future.result()
-                following = next(queue, None)
-                if following is not None:
-                    running.add(pool.submit(_worker_task, *following, config))
+                self._submit_next()
 
 
-def _worker_task(dialogue: Dialogue, modalities: list[str], config: ExtractConfig):
-    return extract_media_dialogue(dialogue, modalities, _WORKER_EXTRACTORS, config)
+def _worker_task(dialogue: Dialogue, modality: str, config: ExtractConfig):
+    return extract_media_dialogue(dialogue, modality, _WORKER_EXTRACTORS, config)
 
 
-def extract_media_dialogue(dialogue: Dialogue, modalities: list[str], extractors: dict,
+def extract_media_dialogue(dialogue: Dialogue, modality: str, extractors: dict,
                            config: ExtractConfig
-                           ) -> tuple[str, dict[str, list[ModalityFeatures]], list[Failure], float]:
-    """Decode and describe one dialogue's audio and/or video. Never raises for bad media."""
-    records: dict[str, list[ModalityFeatures]] = {}
-    failures: list[Failure] = []
-    media_seconds = 0.0
-    for modality in modalities:
-        segments, problems = (_audio_segments if modality == "audio" else _video_segments)(
-            dialogue, config)
-        failures += [Failure(modality, path, reason, uids)
-                     for (path, reason), uids in problems.items()]
-        records[modality] = extractors[modality].extract_dialogue(segments)
-        if modality == "audio":
-            media_seconds = sum(len(s.samples) for s in segments
-                                if s.samples is not None) / SAMPLE_RATE
-        elif not media_seconds:
-            media_seconds = sum(len(s.frames) for s in segments
-                                if s.frames is not None) / config.fps
-    return dialogue.did, records, failures, media_seconds
+                           ) -> tuple[str, str, list[ModalityFeatures], list[Failure], float]:
+    """Decode and describe one dialogue's ``audio`` or ``video``. Never raises for bad media.
+
+    Returns (dialogue id, modality, one record per utterance, failures, seconds of media).
+    """
+    segments, problems = (_audio_segments if modality == "audio" else _video_segments)(
+        dialogue, config)
+    failures = [Failure(modality, path, reason, uids) for (path, reason), uids in problems.items()]
+    records = extractors[modality].extract_dialogue(segments)
+    if modality == "audio":
+        seconds = sum(len(s.samples) for s in segments if s.samples is not None) / SAMPLE_RATE
+    else:
+        seconds = sum(len(s.frames) for s in segments if s.frames is not None) / config.fps
+    return dialogue.did, modality, records, failures, seconds
 
 
 def _problem(problems: dict, error: MediaError, uid: str) -> None:
@@ -388,7 +411,7 @@ def extract_dataset(dataset: Dataset, config: ExtractConfig | None = None,
 
     Without ``folder`` the store is ``<cache>/features/<name>-<digest>``, the digest covering
     utterance ids, texts, times and media paths, so two corpora under one name never mix. The
-    run's media problems are printed (they are also in the store's failure log).
+    run's media problems are printed to stderr (they are also in the store's failure log).
     """
     import hashlib
 
@@ -404,6 +427,8 @@ def extract_dataset(dataset: Dataset, config: ExtractConfig | None = None,
                               f"{sorted(u.media.items())}\n".encode())
         folder = default_feature_cache(f"{dataset.name}-{digest.hexdigest()[:12]}", cache_dir)
     report = extract_features(dataset, folder, config, progress=progress)
-    if report.failures and progress:
-        print(report.summary())
+    if report.failures:
+        import sys
+
+        print(report.summary(), file=sys.stderr)
     return load_extracted(folder, report)

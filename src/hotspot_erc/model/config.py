@@ -26,6 +26,9 @@ class ModelConfig:
     """
 
     variant: str = "full"
+    # Modalities whose inputs are standardised with training-split statistics (physical units);
+    # text embeddings are already normalised by their encoders.
+    standardise: list[str] = field(default_factory=lambda: ["audio", "video"])
     input_dims: dict[str, tuple[int, int]] = field(default_factory=dict)
     num_classes: int = 6
     hidden: int = 64
@@ -66,6 +69,10 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.input_dims: unknown modalities {unknown}; "
                              f"expected a subset of {MODALITIES}")
         self.input_dims = {m: (int(g), int(loc)) for m, (g, loc) in self.input_dims.items()}
+        self.standardise = list(self.standardise)
+        if any(m not in MODALITIES for m in self.standardise):
+            raise ValueError(f"ModelConfig.standardise: {self.standardise}; expected a subset "
+                             f"of {MODALITIES}")
         if self.top_k < 1 or self.top_k > self.num_experts:
             raise ValueError(f"ModelConfig.top_k must be in 1..num_experts ({self.num_experts}), "
                              f"got {self.top_k}")

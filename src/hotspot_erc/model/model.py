@@ -32,6 +32,7 @@ from hotspot_erc.model.hgf import HotspotGatedFusion
 from hotspot_erc.model.moa import MixtureOfAligners
 from hotspot_erc.model.pairwise_crossmodal import PairwiseCrossModalTransformer
 from hotspot_erc.model.pooling import AttentionPool
+from hotspot_erc.model.standardise import InputStandardiser
 
 
 @dataclass
@@ -107,6 +108,9 @@ class HotspotERC(nn.Module):
                                       speaker_relations=config.speaker_relations,
                                       heads=config.heads, dropout=config.dropout)
                       if config.use_graph else None)
+        self.standardisers = nn.ModuleDict({
+            m: InputStandardiser(*config.input_dims[m]) for m in self.modalities
+            if m in config.standardise})
         self.missing = nn.ParameterDict({
             m: nn.Parameter(torch.randn(2, hidden) * 0.02) for m in self.modalities})
         paths = 1 + int(self.graph is not None)
@@ -195,17 +199,23 @@ class HotspotERC(nn.Module):
         """
         count, hidden = int(flat_valid.sum()), self.config.hidden
         device = flat_valid.device
+        standardiser = self.standardisers[m] if m in self.standardisers else None
+        if mb is not None:
+            globals_ = mb.global_vector.reshape(-1, mb.global_vector.shape[-1])[flat_valid]
+            if standardiser is not None:
+                globals_ = standardiser.forward_global(globals_)
         if not self.config.use_hgf or mb is None:
             sequence = torch.zeros(count, 1, hidden, device=device)
             mask = is_present[:, None].clone()  # (N, 1)
             if mb is not None and bool(is_present.any()):
-                globals_ = mb.global_vector.reshape(-1, mb.global_vector.shape[-1])[flat_valid]
                 sequence[is_present, 0] = self.encoders[m](globals_[is_present])
             return sequence, mask, None
         positions = mb.local.shape[2]
         local = mb.local.reshape(-1, positions, mb.local.shape[-1])[flat_valid]  # (N, L, D)
         local_mask = mb.local_mask.reshape(-1, positions)[flat_valid] & is_present[:, None]
-        globals_ = mb.global_vector.reshape(-1, mb.global_vector.shape[-1])[flat_valid]
+        if standardiser is not None:
+            # Masked positions are zeroed again so that padding stays exactly zero.
+            local = standardiser.forward_local(local) * local_mask[..., None]
         prior = mb.prior.reshape(-1, positions)[flat_valid]
         has_prior = mb.has_prior.reshape(-1)[flat_valid]
         sequence = torch.zeros(count, positions, hidden, device=device)
