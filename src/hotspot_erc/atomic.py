@@ -27,6 +27,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
                                          dir=target.parent)
     try:
+        # mkstemp makes the file private (0600); give it the mode a plain open() would.
+        os.chmod(temporary, 0o666 & ~_umask())
         with os.fdopen(handle, mode, encoding=None if binary else encoding) as stream:
             yield stream
             stream.flush()
@@ -43,6 +45,12 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
             os.fsync(folder)
         finally:
             os.close(folder)
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

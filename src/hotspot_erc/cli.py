@@ -146,6 +146,89 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from hotspot_erc.data.transcript import load_transcript
+    from hotspot_erc.engine.predict import Predictor
+    from hotspot_erc.features.decode import probe
+    from hotspot_erc.report.outputs import write_outputs
+
+    media, duration = {}, None
+    for option, path in (("--media", args.media), ("--audio", args.audio),
+                         ("--video", args.video)):
+        if path is None:
+            continue
+        info = probe(path)
+        duration = info.duration if duration is None else min(duration, info.duration or duration)
+        if option in ("--media", "--video"):
+            if not info.has_video and option == "--video":
+                raise ValueError(f"{path}: --video names a file without a video stream")
+            if info.has_video:
+                media["video"] = os.path.abspath(path)
+        if option in ("--media", "--audio") and info.has_audio:
+            media["audio"] = os.path.abspath(path)
+        if option == "--media" and not (info.has_audio or info.has_video):
+            raise ValueError(f"{path}: no audio or video stream")
+    dialogue, notices = load_transcript(args.transcript, args.transcript_format, media=media,
+                                        media_duration=duration)
+    predictor = Predictor.load(args.checkpoint, workers=args.workers)
+    conversation = predictor.predict(dialogue, notices=notices,
+                                     feature_folder=os.path.join(args.out, "features"),
+                                     progress=not args.quiet)
+    paths = write_outputs(conversation, args.out, report=not args.no_report)
+    for notice in conversation["notices"]:
+        print(f"notice: {notice}")
+    for utterance in conversation["utterances"]:
+        when = ("" if utterance["start"] is None
+                else f"{utterance['start']:7.2f}-{utterance['end']:<7.2f} ")
+        print(f"{when}{utterance['speaker']:<10} {utterance['label']:<10} "
+              f"{100 * utterance['probabilities'][utterance['label']]:5.1f}%  "
+              f"{utterance['text'][:60]}")
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def _cmd_robustness(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hotspot_erc.atomic import atomic_open, write_json, write_text
+    from hotspot_erc.engine.checkpoint import load_checkpoint
+    from hotspot_erc.engine.robustness import robustness, robustness_figure, robustness_table
+
+    dataset = _dataset(args)
+    result = robustness(load_checkpoint(args.checkpoint), dataset, args.split, seed=args.seed)
+    table = robustness_table(result)
+    print(table)
+    out = Path(args.out)
+    write_json(out / "robustness.json", result)
+    write_text(out / "robustness.md", table + "\n")
+    try:
+        figure = robustness_figure(result)
+    except ImportError:
+        print("notice: matplotlib is not installed: no robustness.png (bash install.sh media)")
+    else:
+        with atomic_open(out / "robustness.png", "wb") as handle:
+            handle.write(figure)
+    print(f"wrote {out}/robustness.json, robustness.md, robustness.png")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from hotspot_erc.engine.demo import build_demo
+
+    demo = build_demo(args.out, epochs=args.epochs, seed=args.seed, workers=args.workers,
+                      progress=not args.quiet)
+    test = demo["test"]
+    if test:
+        print(f"demonstration checkpoint {demo['checkpoint']} (selected at epoch "
+              f"{demo['best_epoch']}): test accuracy {100 * test['accuracy']:.1f}%, weighted "
+              f"F1 {100 * test['weighted_f1']:.1f} on the generated test conversations")
+    print("It demonstrates the pipeline and is not an emotion model. Try it on a conversation it "
+          "never saw:")
+    print(f"  hotspot-erc predict --checkpoint {demo['checkpoint']} --transcript "
+          f"{demo['transcript']} --media {demo['media']} --out {args.out}/prediction")
+    return 0
+
+
 def _cmd_probe(args: argparse.Namespace) -> int:
     from hotspot_erc.engine.probe import linear_probe
 
@@ -302,6 +385,46 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", default=None, help="write the full result as JSON here")
     evaluate.set_defaults(func=_cmd_evaluate)
 
+    predict = commands.add_parser(
+        "predict", help="predict emotions on a conversation and write predictions + report")
+    predict.add_argument("--checkpoint", required=True, help="run or checkpoint folder")
+    predict.add_argument("--transcript", required=True,
+                         help="JSON (manifest schema), SRT/WebVTT with 'Speaker: text' cues, or "
+                              "MELD-like CSV")
+    predict.add_argument("--transcript-format", default=None,
+                         choices=("json", "srt", "vtt", "csv"),
+                         help="default: from the file extension")
+    predict.add_argument("--media", default=None,
+                         help="one recording of the conversation (video with sound, or audio)")
+    predict.add_argument("--audio", default=None, help="a separate audio recording")
+    predict.add_argument("--video", default=None, help="a separate video recording")
+    predict.add_argument("--out", required=True,
+                         help="output folder: predictions.jsonl, report.html, figures/")
+    predict.add_argument("--workers", type=int, default=2)
+    predict.add_argument("--no-report", action="store_true", help="predictions.jsonl only")
+    predict.add_argument("--quiet", action="store_true")
+    predict.set_defaults(func=_cmd_predict)
+
+    robust = commands.add_parser(
+        "robustness", help="evaluate a checkpoint with each modality dropped, noised, shifted")
+    _add_dataset_options(robust)
+    robust.add_argument("--checkpoint", required=True, help="run or checkpoint folder")
+    robust.add_argument("--split", default="test")
+    robust.add_argument("--seed", type=int, default=0, help="seed of the noise")
+    robust.add_argument("--out", required=True, help="folder for robustness.json/.md/.png")
+    robust.add_argument("--quiet", action="store_true")
+    robust.set_defaults(func=_cmd_robustness)
+
+    demo = commands.add_parser(
+        "demo", help="build a demonstration checkpoint from generated conversations (no data "
+                     "needed) and a new conversation to predict on")
+    demo.add_argument("--out", default="demo")
+    demo.add_argument("--epochs", type=int, default=20)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--workers", type=int, default=2)
+    demo.add_argument("--quiet", action="store_true")
+    demo.set_defaults(func=_cmd_demo)
+
     probe = commands.add_parser(
         "probe", help="context-free baseline: logistic regression on global vectors")
     _add_dataset_options(probe)
@@ -324,10 +447,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = build_parser().parse_args(argv)
+    from hotspot_erc.features.decode import MediaError
+
     try:
         return args.func(args)
-    except (DataFormatError, FileNotFoundError, KeyError, ValueError) as error:
+    except (DataFormatError, FileNotFoundError, KeyError, ValueError, MediaError) as error:
         print(f"hotspot-erc: error: {error}", file=sys.stderr)
+        return 2
+    except ImportError as error:
+        print(f"hotspot-erc: error: {error} (the media stack installs with: bash install.sh "
+              "media)", file=sys.stderr)
         return 2
 
 

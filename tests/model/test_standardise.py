@@ -58,7 +58,7 @@ def _dataset() -> Dataset:
 
 def test_fit_uses_valid_positions_only_and_padding_stays_zero():
     dataset = _dataset()
-    config = ModelConfig(input_dims={"audio": (5, 4)}, num_classes=2)
+    config = ModelConfig(input_dims={"audio": (5, 4)}, num_classes=2, standardise=["audio"])
     model = HotspotERC(config)
     fit_standardisers(model, dataset.split("train"))
     standardiser = model.standardisers["audio"]
@@ -76,8 +76,18 @@ def test_fit_uses_valid_positions_only_and_padding_stays_zero():
     torch.testing.assert_close(fresh.standardisers["audio"].local_scale, standardiser.local_scale)
 
 
-def test_text_is_not_standardised_by_default():
-    config = ModelConfig(input_dims={"text": (8, 8), "audio": (5, 4), "video": (3, 3)})
-    assert sorted(HotspotERC(config).standardisers) == ["audio", "video"]
+def test_raw_media_features_are_standardised_text_and_generated_ones_not():
+    from hotspot_erc.engine.train import model_config_for
+
+    spec = FeatureSpec({"text": ModalitySpec("text-minilm", "1", 8, 8),
+                        "audio": ModalitySpec("audio-prosody", "1", 5, 4),
+                        "video": ModalitySpec("synthetic", "1", 3, 3)})
+    dataset = Dataset("toy", [], ["x", "y"], {}, spec)
+    config = model_config_for(dataset, ModelConfig())
+    assert config.standardise == ["audio"]
+    assert sorted(HotspotERC(config).standardisers) == ["audio"]
+    # An explicit choice wins; a config saved before the option existed had none.
+    assert model_config_for(dataset, ModelConfig(standardise=[])).standardise == []
+    assert ModelConfig.from_dict({"input_dims": {"audio": [5, 4]}}).standardise == []
     with pytest.raises(ValueError, match="standardise"):
         ModelConfig(standardise=["smell"])

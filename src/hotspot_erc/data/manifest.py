@@ -96,7 +96,7 @@ def parse_manifest(data: object, path: str | os.PathLike = "<manifest>") -> Data
         if did in seen_dialogues:
             raise fail(f"{where}.id", f"duplicate dialogue id {did!r}")
         seen_dialogues.add(did)
-        media = _media(entry.get("media", {}), f"{where}.media", base, fail)
+        media = check_media(entry.get("media", {}), f"{where}.media", base, fail)
         utterances_data = entry.get("utterances")
         if not isinstance(utterances_data, list) or not utterances_data:
             raise fail(f"{where}.utterances", "expected a non-empty list of utterances")
@@ -153,7 +153,7 @@ def _string(value: object, field: str, fail) -> str:
     return value
 
 
-def _time(value: object, field: str, fail) -> float | None:
+def check_seconds(value: object, field: str, fail) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
@@ -162,7 +162,7 @@ def _time(value: object, field: str, fail) -> float | None:
     return float(value)
 
 
-def _media(value: object, field: str, base: Path, fail) -> dict[str, str]:
+def check_media(value: object, field: str, base: Path, fail) -> dict[str, str]:
     if not isinstance(value, dict):
         raise fail(field, "expected an object like {\"audio\": \"file.wav\"}")
     media = {}
@@ -184,8 +184,8 @@ def _utterance(record: object, where: str, default_id: str, base: Path, fail) ->
     text = record.get("text", "")
     if not isinstance(text, str):
         raise fail(f"{where}.text", f"expected a string, got {type(text).__name__}")
-    start = _time(record.get("start"), f"{where}.start", fail)
-    end = _time(record.get("end"), f"{where}.end", fail)
+    start = check_seconds(record.get("start"), f"{where}.start", fail)
+    end = check_seconds(record.get("end"), f"{where}.end", fail)
     if start is not None and end is not None and end <= start:
         raise fail(f"{where}.end", f"end {end} is not after start {start}")
     label = record.get("label")
@@ -197,7 +197,7 @@ def _utterance(record: object, where: str, default_id: str, base: Path, fail) ->
     return Utterance(uid=_string(record.get("id", default_id), f"{where}.id", fail),
                      speaker=speaker, text=text, start=start, end=end, label=label,
                      extra=dict(extra),
-                     media=_media(record.get("media", {}), f"{where}.media", base, fail))
+                     media=check_media(record.get("media", {}), f"{where}.media", base, fail))
 
 
 def manifest_dict(dataset: Dataset) -> dict:

@@ -52,10 +52,17 @@ class RunResult:
 
 
 def model_config_for(dataset: Dataset, base: ModelConfig) -> ModelConfig:
-    """Fill the dataset-dependent fields (input dimensions, classes) of ``base``."""
-    dims = {m: (spec.global_dim, spec.local_dim)
-            for m, spec in dataset.feature_spec.modalities.items()}
-    return base.replace(input_dims=dims, num_classes=len(dataset.label_names))
+    """Fill the dataset-dependent fields (input dimensions, classes) of ``base``, and, unless
+    ``base.standardise`` is set, standardise the modalities made by the raw-media extractors
+    (``audio-*``, ``video-*``: physical units), not text embeddings or generated features."""
+    specs = dataset.feature_spec.modalities
+    dims = {m: (spec.global_dim, spec.local_dim) for m, spec in specs.items()}
+    standardise = base.standardise
+    if standardise is None:
+        standardise = [m for m, spec in specs.items()
+                       if spec.extractor.startswith(("audio-", "video-"))]
+    return base.replace(input_dims=dims, num_classes=len(dataset.label_names),
+                        standardise=standardise)
 
 
 def fit_standardisers(model: HotspotERC, dialogues: list[Dialogue]) -> None:

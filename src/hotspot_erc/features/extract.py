@@ -161,21 +161,29 @@ def _build_extractors(config: ExtractConfig, modalities: list[str]) -> dict:
 
 
 def extract_features(dataset: Dataset, store_root: str | os.PathLike,
-                     config: ExtractConfig | None = None, progress: bool = True
-                     ) -> ExtractReport:
-    """Extract what the store lacks (see the module docstring) and return the run's report."""
+                     config: ExtractConfig | None = None, progress: bool = True,
+                     text_extractor=None) -> ExtractReport:
+    """Extract what the store lacks (see the module docstring) and return the run's report.
+
+    ``text_extractor`` reuses an already loaded :class:`~.text.TextExtractor` (its setting must
+    be ``config.text_setting``).
+    """
     config = config or ExtractConfig()
     began = time.perf_counter()
     store = FeatureStore.create(store_root, dataset)
     wanted_media = [m for m in media_modalities(dataset) if m in config.modalities]
     extractors = _build_extractors(config, wanted_media)
     specs: dict[str, ModalitySpec] = {m: e.spec for m, e in extractors.items()}
-    text_extractor = None
     if "text" in config.modalities and any(u.text.strip() for d in dataset for u in d.utterances):
         from hotspot_erc.features.text import TextExtractor
 
-        text_extractor = TextExtractor(config.text_setting)
+        text_extractor = text_extractor or TextExtractor(config.text_setting)
+        if text_extractor.setting.name != config.text_setting:
+            raise ValueError(f"text extractor setting {text_extractor.setting.name!r} differs "
+                             f"from config.text_setting={config.text_setting!r}")
         specs = {"text": text_extractor.spec, **specs}
+    else:
+        text_extractor = None
     keys = {m: FeatureStore.features_key(spec) for m, spec in specs.items()}
     failures_path = Path(store_root) / FAILURES_FILE
     failures = _read_failures(failures_path)

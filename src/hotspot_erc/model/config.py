@@ -26,9 +26,10 @@ class ModelConfig:
     """
 
     variant: str = "full"
-    # Modalities whose inputs are standardised with training-split statistics (physical units);
-    # text embeddings are already normalised by their encoders.
-    standardise: list[str] = field(default_factory=lambda: ["audio", "video"])
+    # Modalities whose inputs are standardised with training-split statistics. None: decided
+    # from the features when training starts (engine.train.model_config_for: the raw-media
+    # extractors audio-* and video-*, whose descriptors come in physical units).
+    standardise: list[str] | None = None
     input_dims: dict[str, tuple[int, int]] = field(default_factory=dict)
     num_classes: int = 6
     hidden: int = 64
@@ -69,8 +70,9 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.input_dims: unknown modalities {unknown}; "
                              f"expected a subset of {MODALITIES}")
         self.input_dims = {m: (int(g), int(loc)) for m, (g, loc) in self.input_dims.items()}
-        self.standardise = list(self.standardise)
-        if any(m not in MODALITIES for m in self.standardise):
+        if self.standardise is not None:
+            self.standardise = list(self.standardise)
+        if any(m not in MODALITIES for m in self.standardise or []):
             raise ValueError(f"ModelConfig.standardise: {self.standardise}; expected a subset "
                              f"of {MODALITIES}")
         if self.top_k < 1 or self.top_k > self.num_experts:
@@ -94,6 +96,8 @@ class ModelConfig:
     def from_dict(cls, data: dict) -> ModelConfig:
         reject_unknown_keys(cls, data)
         data = dict(data)
+        # Configs saved before input standardisation existed were trained without it.
+        data.setdefault("standardise", [])
         data["input_dims"] = {m: tuple(d) for m, d in data.get("input_dims", {}).items()}
         return cls(**data)
 

@@ -110,7 +110,7 @@ class HotspotERC(nn.Module):
                       if config.use_graph else None)
         self.standardisers = nn.ModuleDict({
             m: InputStandardiser(*config.input_dims[m]) for m in self.modalities
-            if m in config.standardise})
+            if m in (config.standardise or [])})
         self.missing = nn.ParameterDict({
             m: nn.Parameter(torch.randn(2, hidden) * 0.02) for m in self.modalities})
         paths = 1 + int(self.graph is not None)

@@ -1,0 +1,255 @@
+"""Predict emotions on one's own conversation and collect the evidence behind each prediction.
+
+Two calls::
+
+    predictor = Predictor.load("runs/my_model")          # checkpoint or run folder
+    conversation = predictor.predict(dialogue)           # a Dialogue, e.g. from load_transcript
+
+``predict`` extracts the conversation's features with exactly the extractors the checkpoint
+records (text setting, audio recipe and encoder, video rate; any difference in extractor name,
+version or dimension is a :class:`~.checkpoint.FeatureSpecMismatch`), runs the model and
+returns a JSON-ready dict (:func:`hotspot_erc.report.outputs.write_outputs` writes it as
+``predictions.jsonl`` and ``report.html``):
+
+* ``utterances``: per utterance its ``id``, ``speaker``, ``start``/``end``, ``text``, predicted
+  ``label`` and class ``probabilities``; per modality the model read: ``present``, the mean gate
+  value over valid positions (``gate_mean``), the hotspot ``weights`` per position with the rule
+  ``prior``, ``valid`` flags and ``times`` (seconds from the utterance start; audio and video)
+  or word-piece ``tokens`` (text), and the top ``hotspots`` spans (token ranges for text;
+  seconds from the start of the recording for audio and video); the aligner experts chosen per
+  modality pair (``routing``);
+* ``notices``: what the run could not use (a modality the checkpoint does not know, media that
+  could not be decoded, overlapping turns);
+* ``timings``: seconds spent extracting (decoding included), in the model (batching and the
+  forward pass) and collecting the evidence.
+
+Modalities the conversation lacks are masked (never zero-filled data); a modality the
+checkpoint does not know is ignored with a notice.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hotspot_erc.data.batch import collate
+from hotspot_erc.data.dialogue import Dataset, Dialogue
+from hotspot_erc.engine.checkpoint import Checkpoint, FeatureSpecMismatch, load_checkpoint
+
+TOP_SPANS = 3
+SPAN_FRACTION = 0.6  # a span is a run of positions whose weight is >= this fraction of the max
+
+
+@dataclass
+class Predictor:
+    """A loaded checkpoint plus the extractors that reproduce its features."""
+
+    checkpoint: Checkpoint
+    workers: int = 2
+    _text_extractor: object | None = field(default=None, repr=False)
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, workers: int = 2) -> Predictor:
+        return cls(load_checkpoint(folder), workers=workers)
+
+    # -- extraction recipe ---------------------------------------------------------------------
+
+    def extract_config(self):
+        """The :class:`~hotspot_erc.features.extract.ExtractConfig` matching the checkpoint."""
+        from hotspot_erc.features.extract import ExtractConfig
+
+        specs = self.checkpoint.feature_spec.modalities
+        options: dict = {"modalities": tuple(specs), "workers": self.workers}
+        if "text" in specs:
+            setting = specs["text"].extractor.removeprefix("text-")
+            options["text_setting"] = setting
+        if "audio" in specs:
+            options["audio"] = {"encoder": "whisper-tiny"
+                                if "enc-whisper-tiny" in specs["audio"].version else None}
+        if "video" in specs and specs["video"].rate_hz:
+            options["fps"] = float(specs["video"].rate_hz)
+        return ExtractConfig(**options)
+
+    def _check_recipe(self, config) -> None:
+        """Fail before any extraction if this installation cannot make the checkpoint's
+        features (another extractor version, another package version)."""
+        from hotspot_erc.features.extract import _build_extractors
+
+        expected = self.checkpoint.feature_spec.modalities
+        made = {m: e.spec for m, e in _build_extractors(
+            config, [m for m in ("audio", "video") if m in expected]).items()}
+        if "text" in expected:
+            made["text"] = self.text_extractor(config.text_setting).spec
+        problems = []
+        for modality, spec in made.items():
+            want = expected[modality]
+            for key in ("extractor", "version", "global_dim", "local_dim"):
+                if getattr(spec, key) != getattr(want, key):
+                    problems.append(f"{modality}.{key}: the checkpoint needs "
+                                    f"{getattr(want, key)!r}, this installation makes "
+                                    f"{getattr(spec, key)!r}")
+        if problems:
+            raise FeatureSpecMismatch(
+                f"checkpoint {self.checkpoint.path} cannot be fed by this installation's "
+                f"extractors: {'; '.join(problems)}. Install the package versions it was "
+                "trained with, or retrain on features extracted here.")
+
+    def text_extractor(self, setting: str):
+        from hotspot_erc.features.text import TextExtractor
+
+        if self._text_extractor is None or self._text_extractor.setting.name != setting:
+            self._text_extractor = TextExtractor(setting)
+        return self._text_extractor
+
+    # -- prediction ----------------------------------------------------------------------------
+
+    def predict(self, dialogue: Dialogue, notices: list[str] | None = None,
+                feature_folder: str | os.PathLike | None = None, progress: bool = False) -> dict:
+        """Extract, run the model, and return the conversation's predictions with evidence.
+
+        ``feature_folder`` keeps the extracted features (a feature store; a rerun reuses them);
+        by default they go to a temporary folder. ``notices`` are carried into the result.
+        """
+        from hotspot_erc.features.extract import extract_features, load_extracted, media_modalities
+
+        notices = list(notices or [])
+        known = self.checkpoint.feature_spec.modalities
+        dataset = Dataset(name=dialogue.did, dialogues=[dialogue],
+                          label_names=list(self.checkpoint.label_names),
+                          splits={"all": [dialogue.did]})
+        available = set(media_modalities(dataset))
+        if any(u.text.strip() for u in dialogue.utterances):
+            available.add("text")
+        for modality in sorted(available - set(known)):
+            notices.append(f"the checkpoint knows no {modality} features: {modality} ignored")
+        for modality in known:
+            if modality not in available:
+                notices.append(f"the conversation has no {modality}: {modality} is treated as "
+                               "missing (masked)")
+        began = time.perf_counter()
+        config = self.extract_config()
+        self._check_recipe(config)
+        with tempfile.TemporaryDirectory() as scratch:
+            folder = Path(feature_folder) if feature_folder is not None else Path(scratch)
+            report = extract_features(
+                dataset, folder, config, progress=progress,
+                text_extractor=self.text_extractor(config.text_setting)
+                if "text" in known else None)
+            notices += [f"{f.modality} not used for {len(f.utterances)} utterance(s): "
+                        f"{f.path}: {f.reason}" for f in report.failures]
+            loaded = load_extracted(folder, report)
+        self.checkpoint.check_features(loaded.feature_spec, f"conversation {dialogue.did}")
+        extracted = time.perf_counter()
+        conversation = self._run_model(loaded, notices)
+        conversation["timings"]["extract_s"] = round(extracted - began, 3)
+        return conversation
+
+    def _run_model(self, dataset: Dataset, notices: list[str]) -> dict:
+        model = self.checkpoint.model.eval()
+        dialogue = dataset.dialogues[0]
+        spec = self.checkpoint.feature_spec
+        feature_spec = type(spec)({m: s for m, s in spec.modalities.items()
+                                   if m in dataset.feature_spec.modalities})
+        began = time.perf_counter()
+        batch = collate([dialogue], self.checkpoint.label_names, feature_spec)
+        with torch.no_grad():
+            output = model(batch)
+        model_seconds = time.perf_counter() - began
+        probabilities = torch.softmax(output.logits[0], dim=-1).numpy()  # (U, C)
+        labels = self.checkpoint.label_names
+        tokens = {}
+        if "text" in spec.modalities and "text" in dataset.feature_spec.modalities:
+            extractor = self.text_extractor(spec.modalities["text"].extractor.removeprefix("text-"))
+            tokens = {u.uid: extractor.tokens(u.text) for u in dialogue.utterances}
+        kinds = model.moa.expert_kinds if model.moa is not None else []
+        utterances = []
+        for index, utterance in enumerate(dialogue.utterances):
+            entry = {"id": utterance.uid, "speaker": utterance.speaker,
+                     "start": utterance.start, "end": utterance.end, "text": utterance.text,
+                     "label": labels[int(np.argmax(probabilities[index]))],
+                     "probabilities": {name: round(float(p), 6)
+                                       for name, p in zip(labels, probabilities[index],
+                                                          strict=True)},
+                     "modalities": {}, "routing": {}}
+            for modality in model.modalities:
+                entry["modalities"][modality] = _modality_evidence(
+                    modality, utterance, output.hotspots.get(modality), index,
+                    tokens.get(utterance.uid, []))
+            for (source, target), routing in output.routing.items():
+                if not bool(routing.valid[0, index]):
+                    continue
+                chosen = [int(e) for e in routing.selected[0, index] if int(e) >= 0]
+                entry["routing"][f"{source}->{target}"] = {
+                    "experts": [kinds[e] if e < len(kinds) else str(e) for e in chosen],
+                    "weights": [round(float(routing.weights[0, index, e]), 4) for e in chosen]}
+            utterances.append(entry)
+        return {"name": dialogue.did, "label_names": list(labels),
+                "checkpoint": str(self.checkpoint.path), "media": dict(dialogue.media),
+                "notices": notices, "utterances": utterances,
+                "timings": {"model_s": round(model_seconds, 4),
+                            "evidence_s": round(time.perf_counter() - began - model_seconds, 4)}}
+
+
+def _spans(weights: np.ndarray, valid: np.ndarray) -> list[tuple[int, int, float]]:
+    """Top runs (first, last, peak weight) of valid positions with weight >= SPAN_FRACTION x
+    the utterance's maximum, best first."""
+    if not valid.any():
+        return []
+    peak = float(weights[valid].max())
+    if peak <= 0:
+        return []
+    above = valid & (weights >= SPAN_FRACTION * peak)
+    runs, start = [], None
+    for position, flag in enumerate([*above, False]):
+        if flag and start is None:
+            start = position
+        elif not flag and start is not None:
+            runs.append((start, position - 1, float(weights[start:position].max())))
+            start = None
+    return sorted(runs, key=lambda run: -run[2])[:TOP_SPANS]
+
+
+def _modality_evidence(modality: str, utterance, explanation, index: int,
+                       tokens: list[str]) -> dict:
+    record = utterance.features.get(modality)
+    if record is None or not record.present or explanation is None \
+            or not bool(explanation.present[0, index]):
+        return {"present": False}
+    length = record.num_positions
+    weights = explanation.hotspot_weights[0, index, :length].numpy().astype(float)
+    gate = explanation.gate[0, index, :length].numpy().astype(float)
+    valid = record.local_mask[:length].astype(bool)
+    evidence = {"present": True,
+                "gate_mean": round(float(gate[valid].mean()), 4) if valid.any() else None,
+                "weights": [round(w, 4) for w in weights.tolist()],
+                "prior": None if record.prior is None
+                else [round(float(p), 4) for p in record.prior[:length]],
+                "valid": valid.tolist()}
+    spans = _spans(weights, valid)
+    if modality == "text":
+        evidence["tokens"] = tokens[:length]
+        evidence["hotspots"] = [{"tokens": _join_pieces(tokens[first:last + 1]),
+                                 "first": first, "last": last, "weight": round(peak, 4)}
+                                for first, last, peak in spans]
+    else:
+        times = record.position_times
+        evidence["times"] = [round(float(t), 3) for t in times[:length]]
+        offset = utterance.start or 0.0
+        step = float(np.median(np.diff(times))) if length > 1 else 0.0
+        evidence["hotspots"] = [{"start": round(offset + float(times[first]) - step / 2, 3),
+                                 "end": round(offset + float(times[last]) + step / 2, 3),
+                                 "weight": round(peak, 4)} for first, last, peak in spans]
+    return evidence
+
+
+def _join_pieces(pieces: list[str]) -> str:
+    text = ""
+    for piece in pieces:
+        text += piece[2:] if piece.startswith("##") else (" " + piece if text else piece)
+    return text

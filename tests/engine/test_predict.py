@@ -1,0 +1,176 @@
+"""predict end to end: a small checkpoint trained on generated conversations, then a new one."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hotspot_erc.cli import main
+from hotspot_erc.data.transcript import load_transcript
+from hotspot_erc.engine.demo import build_demo
+from hotspot_erc.engine.predict import Predictor, _join_pieces, _spans
+from hotspot_erc.report.outputs import write_outputs
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("demo")
+    return build_demo(folder, dialogues={"train": 3, "valid": 1, "test": 1}, utterances=4,
+                      epochs=2, workers=1, progress=False)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_demo_builds_a_checkpoint_and_an_unseen_conversation(demo):
+    assert (Path(demo["checkpoint"]) / "checkpoint" / "checkpoint.json").is_file()
+    assert Path(demo["media"]).is_file() and Path(demo["transcript"]).is_file()
+    assert set(demo["true_labels"].values()) <= {"neutral", "happy", "sad", "angry"}
+    spec = json.loads((Path(demo["checkpoint"]) / "checkpoint" / "checkpoint.json")
+                      .read_text())["feature_spec"]
+    assert set(spec) == {"text", "audio", "video"}
+
+
+def test_cli_predict_writes_predictions_and_report(demo, tmp_path, capsys):
+    out = tmp_path / "prediction"
+    code = main(["predict", "--checkpoint", demo["checkpoint"], "--transcript",
+                 demo["transcript"], "--media", demo["media"], "--out", str(out), "--quiet",
+                 "--workers", "1"])
+    assert code == 0, capsys.readouterr().err
+    rows = _read_jsonl(out / "predictions.jsonl")
+    truth = demo["true_labels"]
+    assert [row["id"] for row in rows] == list(truth)
+    for row in rows:
+        assert row["label"] in {"neutral", "happy", "sad", "angry"}
+        assert abs(sum(row["probabilities"].values()) - 1) < 1e-4
+        assert row["label"] == max(row["probabilities"], key=row["probabilities"].get)
+        for modality in ("text", "audio", "video"):
+            evidence = row["modalities"][modality]
+            assert evidence["present"], (row["id"], modality)
+            assert 0 <= evidence["gate_mean"] <= 1
+            assert evidence["hotspots"] and len(evidence["weights"]) == len(evidence["valid"])
+        text = row["modalities"]["text"]
+        assert len(text["tokens"]) == len(text["weights"])
+        for span in row["modalities"]["audio"]["hotspots"]:
+            # Media hotspots are in seconds of the recording, inside the utterance.
+            assert row["start"] - 0.1 <= span["start"] < span["end"] <= row["end"] + 0.1
+        assert set(row["routing"]) >= {"text->audio", "audio->video"}
+        assert all(len(r["experts"]) == 2 for r in row["routing"].values())
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert all(row["id"] in report for row in rows)
+    printed = capsys.readouterr().out
+    assert "predictions.jsonl" in printed and "report.html" in printed
+
+
+def test_api_in_two_calls_and_text_only_conversation(demo, tmp_path):
+    predictor = Predictor.load(demo["checkpoint"], workers=1)
+    dialogue, notices = load_transcript(demo["transcript"])  # no media: text only
+    conversation = predictor.predict(dialogue, notices=notices)
+    assert any("no audio" in n for n in conversation["notices"])
+    assert any("no video" in n for n in conversation["notices"])
+    for row in conversation["utterances"]:
+        assert row["modalities"]["text"]["present"]
+        assert not row["modalities"]["audio"]["present"]
+        assert not row["modalities"]["video"]["present"]
+        assert row["routing"] == {}  # nothing to align with one modality
+    paths = write_outputs(conversation, tmp_path / "text-only", report=False)
+    assert len(_read_jsonl(paths["predictions"])) == len(dialogue.utterances)
+    assert not (tmp_path / "text-only" / "report.html").exists()
+
+
+@pytest.mark.parametrize("problem, expected", [
+    ("past_end", "after the end of the recording"),
+    ("broken_media", "broken.mp4"),
+    ("empty", "empty transcript"),
+    ("not_utf8", "UTF-8"),
+])
+def test_bad_input_is_a_clear_error_and_writes_nothing(demo, tmp_path, capsys, problem,
+                                                      expected):
+    transcript = json.loads(Path(demo["transcript"]).read_text())
+    media = demo["media"]
+    path = tmp_path / "t.json"
+    if problem == "past_end":
+        transcript["dialogues"][0]["utterances"][-1].update(start=500.0, end=501.0)
+    elif problem == "broken_media":
+        media = str(tmp_path / "broken.mp4")
+        Path(media).write_bytes(os.urandom(3000))
+    if problem == "empty":
+        path.write_text("")
+    elif problem == "not_utf8":
+        path.write_bytes(json.dumps(transcript).replace("I", "\xe9").encode("latin-1"))
+    else:
+        path.write_text(json.dumps(transcript))
+    out = tmp_path / "out"
+    code = main(["predict", "--checkpoint", demo["checkpoint"], "--transcript", str(path),
+                 "--media", media, "--out", str(out), "--quiet", "--workers", "1"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert expected in captured.err and "Traceback" not in captured.err
+    assert not (out / "predictions.jsonl").exists() and not (out / "report.html").exists()
+
+
+def test_a_checkpoint_of_other_features_is_refused(demo, tmp_path, capsys):
+    other = json.loads((Path(demo["checkpoint"]) / "checkpoint" / "checkpoint.json").read_text())
+    other["feature_spec"]["audio"]["version"] = "audio0_something_else"
+    folder = tmp_path / "other" / "checkpoint"
+    folder.mkdir(parents=True)
+    (folder / "checkpoint.json").write_text(json.dumps(other))
+    (folder / "weights.npz").write_bytes(
+        (Path(demo["checkpoint"]) / "checkpoint" / "weights.npz").read_bytes())
+    code = main(["predict", "--checkpoint", str(folder), "--transcript", demo["transcript"],
+                 "--media", demo["media"], "--out", str(tmp_path / "o"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "audio.version" in err and "audio0_something_else" in err
+
+
+def test_spans_and_word_pieces():
+    weights = np.array([0.1, 0.9, 0.8, 0.2, 0.95, 0.1])
+    valid = np.array([True, True, True, True, True, False])
+    assert _spans(weights, valid) == [(4, 4, 0.95), (1, 2, 0.9)]
+    assert _spans(weights, np.zeros(6, bool)) == []
+    assert _join_pieces(["un", "##believ", "##able", "day"]) == "unbelievable day"
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_crema_d_clip_with_an_audio_checkpoint_trained_on_ravdess(shared_data, tmp_path,
+                                                                   capsys):
+    """A small audio-only checkpoint trained here on part of RAVDESS reads a real CREMA-D video
+    with speech: the video is ignored with a notice, the audio is used."""
+    from hotspot_erc.data.acted import load_ravdess
+    from hotspot_erc.data.dialogue import Dataset
+    from hotspot_erc.engine.experiments import run_config
+    from hotspot_erc.engine.train import TrainConfig, train
+    from hotspot_erc.features.extract import ExtractConfig, extract_dataset
+    from hotspot_erc.model.config import ModelConfig
+
+    full = load_ravdess(shared_data)
+    rng = np.random.default_rng(0)
+    splits = {split: [str(d) for d in rng.choice(ids, size, replace=False)]
+              for (split, ids), size in zip(full.splits.items(), (48, 16, 16), strict=True)}
+    subset = Dataset("ravdess-small", [full.dialogue(d) for ids in splits.values() for d in ids],
+                     full.label_names, splits)
+    dataset = extract_dataset(subset, ExtractConfig(modalities=("audio",), workers=2),
+                              folder=tmp_path / "features", progress=False)
+    model_config, train_config = run_config(dataset, "full", ModelConfig(),
+                                            TrainConfig(epochs=2, min_epochs=1, batch_size=16),
+                                            0)
+    train(dataset, model_config, train_config, tmp_path / "run", progress=False)
+    clip = shared_data / "crema-d" / "VideoFlash" / "1001_DFA_ANG_XX.flv"
+    transcript = tmp_path / "clip.srt"
+    transcript.write_text("1\n00:00:00,300 --> 00:00:01,800\nActor: Don't forget a jacket.\n")
+    out = tmp_path / "prediction"
+    code = main(["predict", "--checkpoint", str(tmp_path / "run"), "--transcript",
+                 str(transcript), "--media", str(clip), "--out", str(out), "--quiet"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "knows no video" in printed and "knows no text" in printed
+    (row,) = _read_jsonl(out / "predictions.jsonl")
+    assert row["label"] in full.label_names
+    assert row["modalities"]["audio"]["present"] and set(row["modalities"]) == {"audio"}
+    assert (out / "report.html").is_file()

@@ -1,0 +1,93 @@
+import copy
+import math
+
+import pytest
+
+from hotspot_erc.report.conversation import (
+    UNKNOWN_LABEL_COLOUR,
+    ReportInputError,
+    check_conversation,
+    ink_on,
+    label_colours,
+    masked_weights,
+    modality_evidence,
+    timeline,
+)
+from hotspot_erc.report.example import example_conversation, word_pieces
+
+
+def test_an_emotion_keeps_its_colour_across_corpora():
+    iemocap = label_colours(["hap", "sad", "neu", "ang", "exc", "fru"])
+    meld = label_colours(["neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger"])
+    ravdess = label_colours(["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust",
+                             "surprised"])
+    assert iemocap["hap"] == meld["joy"] == ravdess["happy"]
+    assert iemocap["ang"] == meld["anger"] == ravdess["angry"]
+    assert meld["fear"] == ravdess["fearful"] and meld["surprise"] == ravdess["surprised"]
+    for colours in (iemocap, meld, ravdess):
+        assert len(set(colours.values())) == len(colours)
+
+
+def test_other_labels_take_spare_colours_in_order_then_grey():
+    names = ["positive", "negative"] + [f"class{i}" for i in range(8)]
+    colours = label_colours(["neutral"] + names)
+    spare = [colours[n] for n in names]
+    assert len(set(spare[:8])) == 8 and colours["neutral"] not in spare
+    assert spare[8:] == [UNKNOWN_LABEL_COLOUR, UNKNOWN_LABEL_COLOUR]
+    assert label_colours(names) == {n: colours[n] for n in names}
+
+
+def test_ink_contrasts_with_the_fill():
+    assert ink_on("#332288") == "#FFFFFF" and ink_on("#DDDDDD") == "#000000"
+    assert ink_on("#000000") == "#FFFFFF" and ink_on("#FFFFFF") == "#000000"
+
+
+def test_timeline_uses_seconds_only_when_every_utterance_has_times():
+    conversation = example_conversation(4)
+    timed = timeline(conversation)
+    assert timed.in_seconds and timed.speakers == ["Ana", "Ben"]
+    assert timed.spans[1] == (conversation["utterances"][1]["start"],
+                              conversation["utterances"][1]["end"])
+    conversation["utterances"][2]["end"] = None
+    untimed = timeline(conversation)
+    assert not untimed.in_seconds and untimed.spans == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    assert untimed.extent == (0, 4)
+
+
+def test_masked_weights_turn_invalid_positions_into_gaps():
+    evidence = {"weights": [0.1, 0.5, float("inf"), 0.2], "valid": [True, False, True, True]}
+    values = masked_weights(evidence)
+    assert values[0] == 0.1 and values[3] == 0.2
+    assert math.isnan(values[1]) and math.isnan(values[2])
+    assert masked_weights({"weights": [0.3], "prior": None}, "prior") == []
+
+
+def test_modality_evidence_only_for_present_modalities():
+    utterance = example_conversation(3)["utterances"][2]
+    assert modality_evidence(utterance, "video") is None  # camera off
+    assert modality_evidence(utterance, "audio")["present"] is True
+    del utterance["modalities"]["audio"]
+    assert modality_evidence(utterance, "audio") is None
+
+
+def test_example_passes_the_checks_and_holds_what_the_report_needs():
+    conversation = example_conversation()
+    check_conversation(conversation)
+    utterances = conversation["utterances"]
+    assert len(utterances) == 6 and {u["speaker"] for u in utterances} == {"Ana", "Ben"}
+    assert [u["modalities"]["video"]["present"] for u in utterances].count(False) == 1
+    assert all(u["modalities"][m]["hotspots"] for u in utterances for m in ("text", "audio"))
+    assert word_pieces("Unbelievable, isn't it?") == [
+        "unbe", "##liev", "##able", ",", "isn", "'", "t", "it", "?"]
+
+
+def test_check_accepts_the_minimal_record_and_rejects_non_objects():
+    check_conversation({"label_names": ["a"], "utterances": [
+        {"id": "1", "speaker": "s", "label": "a", "probabilities": {"a": 1.0}}]})
+    with pytest.raises(ReportInputError, match=r"^conversation\.utterances\[0\]: expected an"):
+        check_conversation({"label_names": ["a"], "utterances": ["text"]})
+    broken = copy.deepcopy(example_conversation(1))
+    broken["utterances"][0]["modalities"]["audio"]["hotspots"][0]["end"] = "soon"
+    with pytest.raises(ReportInputError,
+                       match=r"modalities\.audio\.hotspots\[0\]\.end: expected a finite"):
+        check_conversation(broken)
