@@ -201,3 +201,36 @@ def test_crema_d_clips_extract_with_faces(shared_data, tmp_path):
         video = dialogue.utterances[0].features["video"]
         assert video.local_mask.mean() > 0.9
         assert dialogue.utterances[0].has("audio")
+
+
+def test_an_extractor_producing_nan_loses_that_dialogue_only(media, tmp_path, monkeypatch):
+    from hotspot_erc.features import audio as audio_module
+
+    original = audio_module.AudioExtractor.extract_dialogue
+
+    def poisoned(self, segments):
+        records = original(self, segments)
+        if len(segments) == 2 and segments[1].speaker == "B" and segments[0].samples is not None \
+                and len(segments[0].samples) == len(segments[1].samples):
+            # Building a record from non-finite values fails exactly as a broken extractor would.
+            from hotspot_erc.data.dialogue import ModalityFeatures
+
+            ModalityFeatures(global_vector=np.full(3, np.nan))
+        return records
+
+    monkeypatch.setattr(audio_module.AudioExtractor, "extract_dialogue", poisoned)
+    dialogues = [
+        {"id": "same", "utterances": [
+            {"id": "s0", "speaker": "A", "media": {"audio": "first.wav"}},
+            {"id": "s1", "speaker": "B", "media": {"audio": "first.wav"}}]},
+        {"id": "fine", "utterances": [
+            {"id": "f0", "speaker": "A", "media": {"audio": "first.wav"}},
+            {"id": "f1", "speaker": "B", "media": {"audio": "second.wav"}}]}]
+    dataset = load_manifest(_manifest(media, dialogues, "nan.json"))
+    report = extract_features(dataset, tmp_path / "store",
+                              ExtractConfig(modalities=("audio",), workers=1), progress=False)
+    (failure,) = report.failures
+    assert failure.utterances == ["s0", "s1"] and "NaN or infinite" in failure.reason
+    loaded = load_extracted(tmp_path / "store", report)
+    assert not loaded.dialogue("same").utterances[0].has("audio")
+    assert loaded.dialogue("fine").utterances[1].has("audio")

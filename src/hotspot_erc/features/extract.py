@@ -330,7 +330,16 @@ def extract_media_dialogue(dialogue: Dialogue, modality: str, extractors: dict,
     segments, problems = (_audio_segments if modality == "audio" else _video_segments)(
         dialogue, config)
     failures = [Failure(modality, path, reason, uids) for (path, reason), uids in problems.items()]
-    records = extractors[modality].extract_dialogue(segments)
+    try:
+        records = extractors[modality].extract_dialogue(segments)
+    except (ValueError, FloatingPointError) as error:
+        # E.g. non-finite descriptors from a pathological signal: the dialogue loses this
+        # modality, the run goes on, and the summary says why.
+        sources = sorted({media_source(dialogue, u, modality)[0] or "-"
+                          for u in dialogue.utterances})
+        failures.append(Failure(modality, ", ".join(sources), f"extractor failed: {error}",
+                                [u.uid for u in dialogue.utterances]))
+        records = [ModalityFeatures.missing() for _ in dialogue.utterances]
     if modality == "audio":
         seconds = sum(len(s.samples) for s in segments if s.samples is not None) / SAMPLE_RATE
     else:
