@@ -93,9 +93,11 @@ pickling drops loaded models and tracking state. This module never opens media f
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import math
 import os
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -171,6 +173,21 @@ def _package_version(distribution: str) -> str:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return "none"
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Point file descriptor 2 at /dev/null for the duration (Python exceptions still raise)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    sink = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(sink, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(sink)
 
 
 def fer_model_path() -> str:
@@ -451,6 +468,14 @@ class VideoExtractor:
 
     def frame_features(self, frames: VideoFrames) -> FrameFeatures:
         """The ``local`` columns, face flags and per-stage seconds of every frame (no prior)."""
+        if self._face_mesh is None or self._interpreter is None:
+            # MediaPipe and LiteRT print start-up chatter from C++ straight to file descriptor
+            # 2 while their graphs load and first run; keep it out of the user's terminal.
+            with _native_stderr_silenced():
+                return self._frame_features(frames)
+        return self._frame_features(frames)
+
+    def _frame_features(self, frames: VideoFrames) -> FrameFeatures:
         import cv2
 
         if abs(frames.fps - self.fps) > 1e-6:
