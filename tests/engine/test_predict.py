@@ -174,3 +174,16 @@ def test_crema_d_clip_with_an_audio_checkpoint_trained_on_ravdess(shared_data, t
     assert row["label"] in full.label_names
     assert row["modalities"]["audio"]["present"] and set(row["modalities"]) == {"audio"}
     assert (out / "report.html").is_file()
+
+
+def test_an_edited_transcript_never_reads_stale_features(demo, tmp_path):
+    predictor = Predictor.load(demo["checkpoint"], workers=1)
+    dialogue, _ = load_transcript(demo["transcript"])
+    first = predictor.predict(dialogue, feature_folder=tmp_path / "features")
+    dialogue.utterances[0].text = "Completely different words now."
+    second = predictor.predict(dialogue, feature_folder=tmp_path / "features")
+    assert len(list((tmp_path / "features").iterdir())) == 2
+    assert first["utterances"][0]["modalities"]["text"]["tokens"] != \
+        second["utterances"][0]["modalities"]["text"]["tokens"]
+    assert second["utterances"][0]["modalities"]["text"]["tokens"][:2] == ["completely",
+                                                                           "different"]

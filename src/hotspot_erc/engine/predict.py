@@ -114,10 +114,16 @@ class Predictor:
                 feature_folder: str | os.PathLike | None = None, progress: bool = False) -> dict:
         """Extract, run the model, and return the conversation's predictions with evidence.
 
-        ``feature_folder`` keeps the extracted features (a feature store; a rerun reuses them);
+        ``feature_folder`` keeps the extracted features (a feature store per conversation
+        content, ``<feature_folder>/<digest>``; a rerun on the same conversation reuses them);
         by default they go to a temporary folder. ``notices`` are carried into the result.
         """
-        from hotspot_erc.features.extract import extract_features, load_extracted, media_modalities
+        from hotspot_erc.features.extract import (
+            dataset_digest,
+            extract_features,
+            load_extracted,
+            media_modalities,
+        )
 
         notices = list(notices or [])
         known = self.checkpoint.feature_spec.modalities
@@ -141,7 +147,9 @@ class Predictor:
         warm_up = threading.Thread(target=self._warm_up, daemon=True)
         warm_up.start()
         with tempfile.TemporaryDirectory() as scratch:
-            folder = Path(feature_folder) if feature_folder is not None else Path(scratch)
+            # One store per conversation content: an edited transcript gets fresh features.
+            folder = (Path(feature_folder) / dataset_digest(dataset)
+                      if feature_folder is not None else Path(scratch))
             report = extract_features(
                 dataset, folder, config, progress=progress,
                 text_extractor=self.text_extractor(config.text_setting)

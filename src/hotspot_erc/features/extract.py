@@ -430,22 +430,38 @@ def extract_dataset(dataset: Dataset, config: ExtractConfig | None = None,
     utterance ids, texts, times and media paths, so two corpora under one name never mix. The
     run's media problems are printed to stderr (they are also in the store's failure log).
     """
-    import hashlib
-
     from hotspot_erc.features.text_store import default_feature_cache
 
     config = config or ExtractConfig()
     if folder is None:
-        digest = hashlib.sha256()
-        for dialogue in dataset:
-            digest.update(f"{dialogue.did}\t{sorted(dialogue.media.items())}\n".encode())
-            for u in dialogue.utterances:
-                digest.update(f"{u.uid}\t{u.text}\t{u.start}\t{u.end}\t"
-                              f"{sorted(u.media.items())}\n".encode())
-        folder = default_feature_cache(f"{dataset.name}-{digest.hexdigest()[:12]}", cache_dir)
+        folder = default_feature_cache(f"{dataset.name}-{dataset_digest(dataset)}", cache_dir)
     report = extract_features(dataset, folder, config, progress=progress)
     if report.failures:
         import sys
 
         print(report.summary(), file=sys.stderr)
     return load_extracted(folder, report)
+
+
+def dataset_digest(dataset: Dataset) -> str:
+    """12 hex digits of a SHA-256 over what the features depend on: dialogue and utterance ids,
+    texts, times and media paths (and the files' sizes and modification times), so an edited
+    transcript or a replaced recording never reads stale features."""
+    import hashlib
+
+    def stamp(media: dict[str, str]) -> str:
+        parts = []
+        for modality, path in sorted(media.items()):
+            try:
+                info = os.stat(path)
+                parts.append(f"{modality}={path}:{info.st_size}:{info.st_mtime_ns}")
+            except OSError:
+                parts.append(f"{modality}={path}:missing")
+        return ";".join(parts)
+
+    digest = hashlib.sha256()
+    for dialogue in dataset:
+        digest.update(f"{dialogue.did}\t{stamp(dialogue.media)}\n".encode())
+        for u in dialogue.utterances:
+            digest.update(f"{u.uid}\t{u.text}\t{u.start}\t{u.end}\t{stamp(u.media)}\n".encode())
+    return digest.hexdigest()[:12]
