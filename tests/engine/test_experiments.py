@@ -58,3 +58,12 @@ def test_variants_bring_their_training_settings(tiny_dataset):
     model, train = run_config(tiny_dataset, "corect", ModelConfig(), TrainConfig(), seed=3)
     assert (train.lr, train.weight_decay, train.seed) == (2.5e-4, 1e-8, 3)
     assert model.hidden == 100 and model.input_dims["text"] == (32, 32)
+
+
+def test_a_later_call_with_other_variants_and_seeds_joins_the_summary(ablation, tiny_dataset):
+    out, summary, base_model, base_train = ablation
+    joined = ablate(tiny_dataset, ["no_hgf"], [0], out, base_model, base_train, progress=False)
+    assert list(joined["variants"]) == ["full", "no_graph", "no_hgf"]
+    assert joined["variants"]["full"] == summary["variants"]["full"]
+    assert joined["variants"]["no_hgf"]["seeds"] == [0]
+    assert "| no_hgf | 1 |" in (out / "summary.md").read_text()

@@ -3,7 +3,9 @@
 ``ablate`` trains every (variant, seed) pair into ``out/<variant>/seed<k>/`` (a finished run is
 read back, not retrained, so an interrupted ablation resumes) and writes ``summary.json`` (per
 variant: the seeds, and per split and metric the mean, std and per-seed values) and
-``summary.md`` (mean +- std, in percent). Selection is always on validation.
+``summary.md`` (mean +- std, in percent). Selection is always on validation. An existing
+``summary.json`` of the same dataset, labels and selection keeps the variants of earlier calls, so
+variants run with different seed counts (one call each) end up in one table.
 """
 
 from __future__ import annotations
@@ -89,6 +91,14 @@ def ablate(dataset: Dataset, variants: Sequence[str], seeds: Sequence[int], out_
     base_train = base_train or TrainConfig()
     summary = {"dataset": dataset.name, "label_names": dataset.label_names,
                "selection": f"validation {base_train.selection_metric}", "variants": {}}
+    previous = out_dir / "summary.json"
+    if previous.is_file():
+        earlier = json.loads(previous.read_text(encoding="utf-8"))
+        if (earlier.get("dataset"), earlier.get("label_names"), earlier.get("selection")) == (
+                summary["dataset"], summary["label_names"], summary["selection"]):
+            # Variants of earlier calls stay in the summary (e.g. 5 seeds for some variants,
+            # 3 for others); this call's variants are recomputed from their run folders.
+            summary["variants"] = dict(earlier.get("variants", {}))
     for variant in variants:
         per_seed = []
         for seed in seeds:
