@@ -95,7 +95,10 @@ def _dataset(args: argparse.Namespace):
                            fmt=args.format,
                            format_options=_parse_overrides(args.format_option,
                                                            "--format-option"),
-                           progress=not getattr(args, "quiet", False))
+                           progress=not getattr(args, "quiet", False),
+                           speaker_norm=[m.strip() for m in (args.speaker_norm or "").split(",")
+                                         if m.strip()],
+                           speaker_norm_scope=args.speaker_norm_scope)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -295,6 +298,11 @@ def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
                         help="option of the format's loader, e.g. label_set=meld")
     parser.add_argument("--synthetic-set", action="append", metavar="KEY=VALUE",
                         help="synthetic benchmark knob, e.g. num_train=40 or lag_max=1.5")
+    parser.add_argument("--speaker-norm", default=None, metavar="MODALITIES",
+                        help="normalise these modalities per speaker with each speaker's own "
+                             "unlabelled features, e.g. audio or audio,video")
+    parser.add_argument("--speaker-norm-scope", default="dataset", choices=("dataset", "dialogue"),
+                        help="speakers are global names (dataset) or local to each dialogue")
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:

@@ -140,10 +140,11 @@ def test_spans_and_word_pieces():
 @pytest.mark.slow
 def test_crema_d_clip_with_an_audio_checkpoint_trained_on_ravdess(shared_data, tmp_path,
                                                                    capsys):
-    """A small audio-only checkpoint trained here on part of RAVDESS reads a real CREMA-D video
-    with speech: the video is ignored with a notice, the audio is used."""
+    """A small audio-only checkpoint trained here on part of RAVDESS (speaker-normalised) reads a
+    real CREMA-D video with speech: the video is ignored with a notice, the audio is used."""
     from hotspot_erc.data.acted import load_ravdess
     from hotspot_erc.data.dialogue import Dataset
+    from hotspot_erc.data.speaker_norm import normalise_speakers
     from hotspot_erc.engine.experiments import run_config
     from hotspot_erc.engine.train import TrainConfig, train
     from hotspot_erc.features.extract import ExtractConfig, extract_dataset
@@ -157,6 +158,8 @@ def test_crema_d_clip_with_an_audio_checkpoint_trained_on_ravdess(shared_data, t
                      full.label_names, splits)
     dataset = extract_dataset(subset, ExtractConfig(modalities=("audio",), workers=2),
                               folder=tmp_path / "features", progress=False)
+    # Trained on speaker-normalised audio: predict must normalise the new speaker the same way.
+    dataset = normalise_speakers(dataset, ["audio"])
     model_config, train_config = run_config(dataset, "full", ModelConfig(),
                                             TrainConfig(epochs=2, min_epochs=1, batch_size=16),
                                             0)

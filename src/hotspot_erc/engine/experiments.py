@@ -31,8 +31,12 @@ HEADLINE_METRICS = ("weighted_f1", "accuracy", "macro_f1")
 def resolve_dataset(name: str, data: str | os.PathLike | None = None,
                     text_setting: str = "minilm", cache_dir: str | os.PathLike | None = None,
                     synthetic_overrides: dict | None = None, fmt: str | None = None,
-                    format_options: dict | None = None, progress: bool = True) -> Dataset:
-    """A dataset with features (``progress``: show extraction progress bars).
+                    format_options: dict | None = None, progress: bool = True,
+                    speaker_norm: Sequence[str] = (), speaker_norm_scope: str = "dataset"
+                    ) -> Dataset:
+    """A dataset with features (``progress``: show extraction progress bars), with
+    ``speaker_norm`` modalities normalised per speaker
+    (:func:`~hotspot_erc.data.speaker_norm.normalise_speakers`).
 
     ``name`` is ``synthetic``, a real corpus name (``iemocap6``, ``iemocap4``, ``meld``: text
     features are extracted once and cached; ``ravdess``, ``crema-d``: features extracted from
@@ -41,6 +45,17 @@ def resolve_dataset(name: str, data: str | os.PathLike | None = None,
     store). A path without features (a manifest) is extracted: text, and audio and video where
     it names media files.
     """
+    dataset = _resolve_features(name, data, text_setting, cache_dir, synthetic_overrides, fmt,
+                                format_options, progress)
+    if speaker_norm:
+        from hotspot_erc.data.speaker_norm import normalise_speakers
+
+        dataset = normalise_speakers(dataset, list(speaker_norm), speaker_norm_scope)
+    return dataset
+
+
+def _resolve_features(name, data, text_setting, cache_dir, synthetic_overrides, fmt,
+                      format_options, progress) -> Dataset:
     if name == "synthetic":
         from hotspot_erc.data.synthetic import SyntheticConfig, generate_dataset
 

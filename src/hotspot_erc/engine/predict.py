@@ -80,9 +80,13 @@ class Predictor:
     def _check_recipe(self, config) -> None:
         """Fail before any extraction if this installation cannot make the checkpoint's
         features (another extractor version, another package version)."""
+        from hotspot_erc.data.speaker_norm import SUFFIX
         from hotspot_erc.features.extract import _build_extractors
 
-        expected = self.checkpoint.feature_spec.modalities
+        # Speaker normalisation comes after extraction: compare the extractors' own recipe.
+        expected = {m: type(spec)(spec.extractor, spec.version.split(SUFFIX)[0],
+                                  spec.global_dim, spec.local_dim, spec.rate_hz)
+                    for m, spec in self.checkpoint.feature_spec.modalities.items()}
         made = {m: e.spec for m, e in _build_extractors(
             config, [m for m in ("audio", "video") if m in expected]).items()}
         if "text" in expected:
@@ -157,12 +161,25 @@ class Predictor:
             notices += [f"{f.modality} not used for {len(f.utterances)} utterance(s): "
                         f"{f.path}: {f.reason}" for f in report.failures]
             loaded = load_extracted(folder, report)
+        loaded = self._normalise_speakers(loaded)
         self.checkpoint.check_features(loaded.feature_spec, f"conversation {dialogue.did}")
         warm_up.join()
         extracted = time.perf_counter()
         conversation = self._run_model(loaded, notices)
         conversation["timings"]["extract_s"] = round(extracted - began, 3)
         return conversation
+
+    def _normalise_speakers(self, dataset: Dataset) -> Dataset:
+        """Normalise per speaker the modalities the checkpoint was trained on normalised."""
+        from hotspot_erc.data.speaker_norm import normalise_speakers, speaker_norm_scope
+
+        scopes = {m: speaker_norm_scope(spec)
+                  for m, spec in self.checkpoint.feature_spec.modalities.items()
+                  if m in dataset.feature_spec.modalities}
+        for scope in sorted({s for s in scopes.values() if s is not None}):
+            dataset = normalise_speakers(dataset, [m for m, s in scopes.items() if s == scope],
+                                         scope)
+        return dataset
 
     def _warm_up(self) -> None:
         """One forward pass over a dummy two-utterance dialogue with every known modality."""
