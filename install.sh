@@ -23,29 +23,31 @@ for option in "$@"; do
 done
 pip=(python3 -m pip install --quiet --disable-pip-version-check)
 
+apt_install() {
+  # apt_install PACKAGE...: Debian packages through apt-get, with sudo when not root.
+  local sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo)
+  command -v apt-get >/dev/null 2>&1 || return 1
+  echo "install.sh: installing Debian packages $*"
+  "${sudo[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+    "${sudo[@]}" apt-get install -y -qq "$@" >/dev/null
+}
 if [ "$media" = 1 ]; then
-  packages=()
   for tool in ffmpeg ffprobe espeak-ng sox; do
-    command -v "$tool" >/dev/null 2>&1 || packages+=("$tool")
-  done
-  [ "${#packages[@]}" -eq 0 ] || packages=(ffmpeg espeak-ng sox)
-  if [ "$dev" = 1 ] && ! command -v chromium >/dev/null 2>&1 \
-      && ! command -v chromium-browser >/dev/null 2>&1; then
-    packages+=(chromium)
-  fi
-  if [ "${#packages[@]}" -gt 0 ]; then
-    sudo=()
-    [ "$(id -u)" = 0 ] || sudo=(sudo)
-    if command -v apt-get >/dev/null 2>&1; then
-      echo "install.sh: installing Debian packages ${packages[*]}"
-      "${sudo[@]}" apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${packages[@]}" \
-        >/dev/null
-    else
-      echo "install.sh: please install ${packages[*]} with your system's package manager" >&2
-      exit 1
+    if ! command -v "$tool" >/dev/null 2>&1; then
+      apt_install ffmpeg espeak-ng sox || {
+        echo "install.sh: please install ffmpeg, espeak-ng and sox with your system's" \
+             "package manager" >&2
+        exit 1
+      }
+      break
     fi
-  fi
+  done
+fi
+if [ "$dev" = 1 ] && ! command -v chromium >/dev/null 2>&1 \
+    && ! command -v chromium-browser >/dev/null 2>&1; then
+  # Only the report's browser test needs it; without it that test is skipped, saying why.
+  apt_install chromium || echo "install.sh: warning: could not install chromium" >&2
 fi
 
 # torch is pinned to the CPU build (2.13.0): an open range would pull a multi-GB CUDA build.
