@@ -197,10 +197,9 @@ class Predictor:
         model = self.checkpoint.model.eval()
         dialogue = dataset.dialogues[0]
         spec = self.checkpoint.feature_spec
-        feature_spec = type(spec)({m: s for m, s in spec.modalities.items()
-                                   if m in dataset.feature_spec.modalities})
         began = time.perf_counter()
-        batch = collate([dialogue], self.checkpoint.label_names, feature_spec)
+        # A modality the conversation lacks is simply not present in the batch (masked).
+        batch = collate([dialogue], self.checkpoint.label_names, spec)
         with torch.no_grad():
             output = model(batch)
         model_seconds = time.perf_counter() - began
