@@ -63,6 +63,41 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(tiny_dataset, tiny_mode
             == json.loads((tmp_path / "resumed" / "metrics.json").read_text()))
 
 
+def test_resume_with_a_weight_average_equals_an_uninterrupted_run(
+        tiny_dataset, tiny_model_config, tiny_train_config, tmp_path):
+    config = tiny_train_config.replace(ema=0.9)
+    train(tiny_dataset, tiny_model_config, config, tmp_path / "straight", progress=False)
+    train(tiny_dataset, tiny_model_config, config, tmp_path / "resumed", progress=False,
+          stop_after_epoch=1)
+    train(tiny_dataset, tiny_model_config, config, tmp_path / "resumed", progress=False)
+    straight, resumed = read_log(tmp_path / "straight"), read_log(tmp_path / "resumed")
+    assert [e["valid"] for e in straight] == [e["valid"] for e in resumed]
+    a, b = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_the_saved_checkpoint_holds_the_average_not_the_last_weights(
+        tiny_dataset, tiny_model_config, tiny_train_config, tmp_path):
+    config = tiny_train_config.replace(ema=0.9, patience=100)
+    train(tiny_dataset, tiny_model_config, config, tmp_path / "ema", progress=False)
+    train(tiny_dataset, tiny_model_config, tiny_train_config.replace(patience=100),
+          tmp_path / "raw", progress=False)
+    # Same seed, same updates: the raw runs' final weights are what the EMA run trained too,
+    # so any checkpoint weight that differs between the runs comes from the average.
+    with np.load(tmp_path / "ema" / "resume" / "state.npz") as arrays:
+        raw_last = {k[len("model/"):]: arrays[k].copy() for k in arrays.files
+                    if k.startswith("model/")}
+        averaged = {k[len("average/"):]: arrays[k].copy() for k in arrays.files
+                    if k.startswith("average/")}
+    assert averaged and set(averaged) <= set(raw_last)
+    assert any(not np.allclose(averaged[k], raw_last[k]) for k in averaged)
+    with np.load(tmp_path / "raw" / "resume" / "state.npz") as arrays:
+        assert all(np.array_equal(arrays[f"model/{k}"], raw_last[k]) for k in raw_last)
+    if read_log(tmp_path / "ema")[-1]["selected"]:
+        saved = weights(tmp_path / "ema")
+        assert all(np.array_equal(saved[k], averaged[k]) for k in averaged)
+
+
 def test_selection_never_looks_at_the_test_split(tiny_dataset, tiny_model_config,
                                                  tiny_train_config, tmp_path):
     """Scramble every test label: training, selection and the chosen weights must not change."""

@@ -199,3 +199,26 @@ def test_utterance_level_features_warn_once():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model(batch)
+
+
+def test_global_graph_nodes_keep_each_utterances_local_evidence_to_itself():
+    """graph_nodes="global": utterance i's local sequence reaches only utterance i's logits,
+    while its global vector still reaches its neighbours through the graph."""
+    rng = np.random.default_rng(3)
+    dialogue = make_dialogue("d", 5, rng, modalities=("text",))
+    torch.manual_seed(0)
+    model = HotspotERC(config_for(("text",), graph_nodes="global")).eval()
+    base = model(batch_of([dialogue], ("text",))).logits[0]
+    local = copy.deepcopy(dialogue)
+    record = local.utterances[2].features["text"]
+    local.utterances[2].features["text"] = ModalityFeatures(
+        record.global_vector, rng.normal(size=record.local.shape), record.prior)
+    changed = model(batch_of([local], ("text",))).logits[0]
+    assert not torch.allclose(changed[2], base[2])
+    assert torch.allclose(changed[[0, 1, 3, 4]], base[[0, 1, 3, 4]], atol=1e-6)
+    moved = copy.deepcopy(dialogue)
+    moved.utterances[2].features["text"] = ModalityFeatures(
+        record.global_vector + 5.0, record.local, record.prior)
+    assert not torch.allclose(model(batch_of([moved], ("text",))).logits[0, 1], base[1])
+    with pytest.raises(ValueError, match="graph_nodes"):
+        config_for(("text",), graph_nodes="tokens")

@@ -29,6 +29,9 @@ class TrainConfig:
     min_epochs: int = 10
     seed: int = 0
     grad_clip: float = 1.0
+    # Decay of the exponential moving average of the weights that is validated, selected and
+    # saved (engine/ema.py); 0 selects the raw weights of each epoch.
+    ema: float = 0.0
     selection_metric: str = "weighted_f1"
     max_positions: dict[str, int] = field(default_factory=dict)
     threads: int = 2
@@ -40,6 +43,10 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> TrainConfig:
         reject_unknown_keys(cls, data)
         return cls(**data)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"TrainConfig.ema must be in [0, 1), got {self.ema}")
 
     def replace(self, **changes) -> TrainConfig:
         reject_unknown_keys(type(self), changes)

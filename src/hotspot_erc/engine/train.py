@@ -17,6 +17,7 @@ checkpoint selected on validation.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -32,12 +33,12 @@ from hotspot_erc.atomic import write_json, write_npz, write_text
 from hotspot_erc.data.batch import iterate_batches
 from hotspot_erc.data.dialogue import Dataset, Dialogue
 from hotspot_erc.engine.checkpoint import (
-    arrays_to_state,
     load_checkpoint,
     save_checkpoint,
     state_to_arrays,
 )
 from hotspot_erc.engine.config import TrainConfig, batch_positions
+from hotspot_erc.engine.ema import WeightAverage
 from hotspot_erc.engine.evaluate import evaluate_model
 from hotspot_erc.model.config import ModelConfig
 from hotspot_erc.model.model import HotspotERC
@@ -102,8 +103,10 @@ def train(dataset: Dataset, model_config: ModelConfig, train_config: TrainConfig
     optimiser = torch.optim.Adam(model.parameters(), lr=train_config.lr,
                                  weight_decay=train_config.weight_decay)
     state = {"epoch": 0, "best_score": -math.inf, "best_epoch": -1, "bad_epochs": 0}
+    # The weights that are validated and saved: the raw ones, or their moving average.
+    average = WeightAverage(model, train_config.ema) if train_config.ema else None
     if (run_dir / "resume" / "state.json").exists():
-        state = _load_resume(run_dir / "resume", model, optimiser)
+        state = _load_resume(run_dir / "resume", model, optimiser, average)
     else:
         fit_standardisers(model, dataset.split("train"))
 
@@ -119,24 +122,25 @@ def train(dataset: Dataset, model_config: ModelConfig, train_config: TrainConfig
             break
         started = time.perf_counter()
         train_loss = _train_epoch(model, optimiser, train_dialogues, dataset, train_config, epoch,
-                                  positions)
-        valid = evaluate_model(model, valid_dialogues, dataset.label_names, dataset.feature_spec,
-                               train_config.batch_size, positions)
-        score = valid["metrics"][train_config.selection_metric]
-        improved = score > state["best_score"]
-        if improved:
-            state.update(best_score=score, best_epoch=epoch, bad_epochs=0)
-            save_checkpoint(run_dir / "checkpoint", model, dataset.label_names,
-                            dataset.feature_spec, train_config.to_dict(), epoch)
-        else:
-            state["bad_epochs"] += 1
+                                  positions, average)
+        with _selected_weights(model, average):
+            valid = evaluate_model(model, valid_dialogues, dataset.label_names,
+                                   dataset.feature_spec, train_config.batch_size, positions)
+            score = valid["metrics"][train_config.selection_metric]
+            improved = score > state["best_score"]
+            if improved:
+                state.update(best_score=score, best_epoch=epoch, bad_epochs=0)
+                save_checkpoint(run_dir / "checkpoint", model, dataset.label_names,
+                                dataset.feature_spec, train_config.to_dict(), epoch)
+            else:
+                state["bad_epochs"] += 1
         state["epoch"] = epoch + 1
         log_lines.append(json.dumps({
             "epoch": epoch, "train_loss": train_loss,
             "valid": {k: valid["metrics"][k] for k in ("accuracy", "weighted_f1", "macro_f1")},
             "selected": improved, "seconds": round(time.perf_counter() - started, 3)}))
         write_text(log_path, "\n".join(log_lines) + "\n")
-        _save_resume(run_dir / "resume", model, optimiser, state)
+        _save_resume(run_dir / "resume", model, optimiser, state, average)
         bar.set_postfix(loss=f"{train_loss:.3f}",
                         valid=f"{100 * score:.1f}", best=f"{100 * state['best_score']:.1f}")
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
@@ -168,7 +172,8 @@ def finish_run(dataset: Dataset, run_dir: Path, train_config: TrainConfig,
 
 
 def _train_epoch(model: HotspotERC, optimiser: torch.optim.Optimizer, dialogues, dataset: Dataset,
-                 config: TrainConfig, epoch: int, positions: dict[str, int]) -> float:
+                 config: TrainConfig, epoch: int, positions: dict[str, int],
+                 average: WeightAverage | None = None) -> float:
     model.train()
     torch.manual_seed(config.seed * 100_003 + epoch)
     generator = np.random.default_rng([config.seed, epoch])
@@ -183,9 +188,16 @@ def _train_epoch(model: HotspotERC, optimiser: torch.optim.Optimizer, dialogues,
         if config.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimiser.step()
+        if average is not None:
+            average.update(model)
         total += float(loss.detach())
         batches += 1
     return total / max(batches, 1)
+
+
+def _selected_weights(model: HotspotERC, average: WeightAverage | None):
+    """Context in which ``model`` holds the weights that are validated and saved."""
+    return average.applied(model) if average is not None else contextlib.nullcontext(model)
 
 
 def _check_or_write_config(path: Path, resolved: dict) -> None:
@@ -206,23 +218,33 @@ def _read_log(path: Path, epochs_done: int) -> list[str]:
 
 
 def _save_resume(folder: Path, model: HotspotERC, optimiser: torch.optim.Optimizer,
-                 state: dict) -> None:
+                 state: dict, average: WeightAverage | None = None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     optimiser_state = optimiser.state_dict()
+    meta = {**state, "param_groups": optimiser_state["param_groups"]}
     arrays = {f"model/{k}": v for k, v in state_to_arrays(model.state_dict()).items()}
     for index, slots in optimiser_state["state"].items():
         for name, value in slots.items():
             arrays[f"optim/{index}/{name}"] = np.asarray(value.detach().cpu().numpy()
                                                          if torch.is_tensor(value) else value)
+    if average is not None:
+        steps, shadow = average.state()
+        arrays.update({f"average/{k}": v for k, v in state_to_arrays(shadow).items()})
+        meta["average_steps"] = steps
+    # The counters travel inside the one atomically written archive, so weights and counters
+    # always belong to the same epoch; state.json is written last and marks a complete point.
+    arrays["meta"] = np.asarray(json.dumps(meta))
     write_npz(folder / "state.npz", arrays)
-    # state.json is written last: its presence marks a complete resume point.
-    write_json(folder / "state.json", {**state, "param_groups": optimiser_state["param_groups"]})
+    write_json(folder / "state.json", meta)
 
 
-def _load_resume(folder: Path, model: HotspotERC, optimiser: torch.optim.Optimizer) -> dict:
-    meta = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+def _load_resume(folder: Path, model: HotspotERC, optimiser: torch.optim.Optimizer,
+                 average: WeightAverage | None = None) -> dict:
     with np.load(folder / "state.npz", allow_pickle=False) as arrays:
-        tensors = arrays_to_state(arrays)
+        # Resume points written before the counters moved into the archive: state.json.
+        meta = json.loads(str(arrays["meta"]) if "meta" in arrays.files
+                          else (folder / "state.json").read_text(encoding="utf-8"))
+        tensors = {k: torch.from_numpy(np.array(arrays[k])) for k in arrays.files if k != "meta"}
     model.load_state_dict({k[len("model/"):]: v for k, v in tensors.items()
                            if k.startswith("model/")})
     slots: dict[int, dict] = {}
@@ -231,4 +253,10 @@ def _load_resume(folder: Path, model: HotspotERC, optimiser: torch.optim.Optimiz
             _, index, name = key.split("/")
             slots.setdefault(int(index), {})[name] = value
     optimiser.load_state_dict({"state": slots, "param_groups": meta.pop("param_groups")})
+    steps = meta.pop("average_steps", None)
+    if average is not None:
+        if steps is None:
+            raise ValueError(f"{folder}: this resume point has no weight average")
+        average.load(steps, {k[len("average/"):]: v for k, v in tensors.items()
+                             if k.startswith("average/")})
     return meta

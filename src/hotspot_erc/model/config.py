@@ -51,7 +51,15 @@ class ModelConfig:
     max_shift: int = 4
     conv_kernel: int = 9
     balance_weight: float = 0.01
-    # Cross-modal graph
+    # Dialogue context encoder before the graph (model/dialogue_context.py): a BiGRU over each
+    # modality's utterances, with a speaker embedding (speakers beyond max_speakers share one).
+    dialogue_context: bool = False
+    speaker_embedding: bool = True
+    max_speakers: int = 8
+    # Cross-modal graph. graph_nodes: what the graph's nodes read, the pooled HGF output
+    # ("hgf", method.md) or a projection of the global vector ("global"), in which case the
+    # hotspot evidence reaches the classifier through the utterance's own path only.
+    graph_nodes: str = "hgf"
     use_graph: bool = True
     past: int = 11
     future: int = 5
@@ -75,6 +83,9 @@ class ModelConfig:
         if any(m not in MODALITIES for m in self.standardise or []):
             raise ValueError(f"ModelConfig.standardise: {self.standardise}; expected a subset "
                              f"of {MODALITIES}")
+        if self.graph_nodes not in ("hgf", "global"):
+            raise ValueError(f"ModelConfig.graph_nodes must be 'hgf' or 'global', "
+                             f"got {self.graph_nodes!r}")
         if self.top_k < 1 or self.top_k > self.num_experts:
             raise ValueError(f"ModelConfig.top_k must be in 1..num_experts ({self.num_experts}), "
                              f"got {self.top_k}")

@@ -4,7 +4,9 @@ For every utterance ``i`` and modality ``m`` present in it::
 
     F[i,m]     = HGF_m(X[i,m], g[i,m], prior[i,m])             (or Proj_m(g[i,m]) as one position)
     z_moa[i]   = [ MoA({F[i,m]})_m  |  e_m if m is missing ]_m    (concatenated over modalities)
-    z_graph[i] = [ Graph({pool(F[., m])})[i,m]  |  e_m if m is missing ]_m
+    n[i,m]     = pool(F[i,m])   or  Proj'_m(g[i,m])  (option graph_nodes="global")
+    n[i,m]     <- DialogueContext_m(n[., m], speakers)[i]                     (option)
+    z_graph[i] = [ Graph({n[., m]})[i,m]  |  e_m if m is missing ]_m
     logits[i]  = MLP([z_moa[i] ; z_graph[i]])
     loss       = CE(logits, y; class weights) + lambda * sum_pairs L_bal
 
@@ -27,6 +29,7 @@ from torch import Tensor, nn
 
 from hotspot_erc.data.batch import IGNORE_INDEX, Batch
 from hotspot_erc.model.config import ModelConfig
+from hotspot_erc.model.dialogue_context import DialogueContext
 from hotspot_erc.model.graph import CrossModalGraph
 from hotspot_erc.model.hgf import HotspotGatedFusion
 from hotspot_erc.model.moa import MixtureOfAligners
@@ -97,6 +100,15 @@ class HotspotERC(nn.Module):
         self.pools = (nn.ModuleDict({m: AttentionPool(hidden) for m in self.modalities})
                       if self.moa is None else None)
         self.node_pools = nn.ModuleDict({m: AttentionPool(hidden) for m in self.modalities})
+        # Graph nodes from the global vectors instead of the pooled HGF output (option).
+        self.node_encoders = (nn.ModuleDict({
+            m: nn.Sequential(nn.Linear(config.input_dims[m][0], hidden), nn.GELU(),
+                             nn.Dropout(config.dropout)) for m in self.modalities})
+            if config.use_hgf and config.graph_nodes == "global" else None)
+        self.context = (DialogueContext(len(self.modalities), hidden,
+                                        speaker_embedding=config.speaker_embedding,
+                                        max_speakers=config.max_speakers, dropout=config.dropout)
+                        if config.dialogue_context and config.use_graph else None)
         self.pairwise = (PairwiseCrossModalTransformer(len(self.modalities), hidden,
                                                        heads=config.heads,
                                                        layers=config.pairwise_layers,
@@ -129,7 +141,7 @@ class HotspotERC(nn.Module):
         count = int(flat_valid.sum())
 
         # 1. Per modality: HGF over the local sequence, or the projected global vector.
-        sequences, masks, present, hotspots = {}, {}, {}, {}
+        sequences, masks, present, hotspots, node_inputs = {}, {}, {}, {}, {}
         for m in self.modalities:
             if m in batch.modalities:
                 mb = batch.modalities[m]
@@ -140,6 +152,8 @@ class HotspotERC(nn.Module):
             sequences[m], masks[m], hotspots[m] = self._encode(m, mb, flat_valid, is_present,
                                                                (num_dialogues, width))
             present[m] = is_present
+            if self.node_encoders is not None:
+                node_inputs[m] = self._project_global(m, mb, flat_valid, is_present)
 
         # 2. Local-global cross-modal alignment (MoA), or each modality pooled on its own.
         balance_loss = utterance_mask.new_zeros((), dtype=torch.float)
@@ -158,12 +172,17 @@ class HotspotERC(nn.Module):
 
         # 3. Relational cross-modal conversation graph over (utterance, modality) nodes.
         if self.graph is not None:
+            if not node_inputs:
+                node_inputs = {m: self.node_pools[m](sequences[m], masks[m])
+                               for m in self.modalities}
             node_features = torch.stack(
-                [self._to_batch(self.node_pools[m](sequences[m], masks[m]), flat_valid,
-                                num_dialogues, width) for m in self.modalities],
-                dim=2)  # (B, U, M, H)
+                [self._to_batch(node_inputs[m], flat_valid, num_dialogues, width)
+                 for m in self.modalities], dim=2)  # (B, U, M, H)
             node_present = torch.stack([self._to_batch(present[m], flat_valid, num_dialogues,
                                                        width) for m in self.modalities], dim=2)
+            if self.context is not None:
+                node_features = self.context(node_features, node_present, utterance_mask,
+                                             batch.speakers)
             if self.pairwise is not None:
                 node_features = self.pairwise(node_features, node_present, utterance_mask)
             graph = self.graph(node_features, node_present, utterance_mask, batch.speakers)
@@ -201,9 +220,7 @@ class HotspotERC(nn.Module):
         device = flat_valid.device
         standardiser = self.standardisers[m] if m in self.standardisers else None
         if mb is not None:
-            globals_ = mb.global_vector.reshape(-1, mb.global_vector.shape[-1])[flat_valid]
-            if standardiser is not None:
-                globals_ = standardiser.forward_global(globals_)
+            globals_ = self._globals(m, mb, flat_valid)
         if not self.config.use_hgf or mb is None:
             sequence = torch.zeros(count, 1, hidden, device=device)
             mask = is_present[:, None].clone()  # (N, 1)
@@ -235,6 +252,20 @@ class HotspotERC(nn.Module):
             self._to_batch(local_mask, flat_valid, num_dialogues, width),
             self._to_batch(is_present, flat_valid, num_dialogues, width))
         return sequence, local_mask, explanation
+
+    def _globals(self, m: str, mb, flat_valid: Tensor) -> Tensor:
+        """The (standardised) global vectors of modality ``m`` for the N valid utterances."""
+        globals_ = mb.global_vector.reshape(-1, mb.global_vector.shape[-1])[flat_valid]
+        if m in self.standardisers:
+            globals_ = self.standardisers[m].forward_global(globals_)
+        return globals_
+
+    def _project_global(self, m: str, mb, flat_valid: Tensor, is_present: Tensor) -> Tensor:
+        """Graph node input ``Proj'_m(g)`` (N, H); zero rows where ``m`` is absent."""
+        out = torch.zeros(int(flat_valid.sum()), self.config.hidden, device=flat_valid.device)
+        if mb is not None and bool(is_present.any()):
+            out[is_present] = self.node_encoders[m](self._globals(m, mb, flat_valid)[is_present])
+        return out
 
     def _or_missing(self, m: str, vectors: Tensor, is_present: Tensor, path: int) -> Tensor:
         """Replace the rows of absent modality ``m`` by its learned missing embedding."""
