@@ -100,7 +100,9 @@ class HotspotERC(nn.Module):
         self.pools = (nn.ModuleDict({m: AttentionPool(hidden) for m in self.modalities})
                       if self.moa is None else None)
         self.node_pools = nn.ModuleDict({m: AttentionPool(hidden) for m in self.modalities})
-        # Graph nodes from the global vectors instead of the pooled HGF output (option).
+        # Graph nodes from the global vectors instead of the pooled HGF output (option). The
+        # node pools above then go unused; they are still created so that the initialisation of
+        # every other parameter (the random stream) does not depend on this option.
         self.node_encoders = (nn.ModuleDict({
             m: nn.Sequential(nn.Linear(config.input_dims[m][0], hidden), nn.GELU(),
                              nn.Dropout(config.dropout)) for m in self.modalities})
