@@ -12,7 +12,7 @@ import pytest
 from hotspot_erc.cli import main
 from hotspot_erc.data.transcript import load_transcript
 from hotspot_erc.engine.demo import build_demo
-from hotspot_erc.engine.predict import Predictor, _join_pieces, _spans
+from hotspot_erc.engine.predict import Predictor
 from hotspot_erc.report.outputs import write_outputs
 
 
@@ -126,14 +126,6 @@ def test_a_checkpoint_of_other_features_is_refused(demo, tmp_path, capsys):
                  "--media", demo["media"], "--out", str(tmp_path / "o"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and "audio.version" in err and "audio0_something_else" in err
-
-
-def test_spans_and_word_pieces():
-    weights = np.array([0.1, 0.9, 0.8, 0.2, 0.95, 0.1])
-    valid = np.array([True, True, True, True, True, False])
-    assert _spans(weights, valid) == [(4, 4, 0.95), (1, 2, 0.9)]
-    assert _spans(weights, np.zeros(6, bool)) == []
-    assert _join_pieces(["un", "##believ", "##able", "day"]) == "unbelievable day"
 
 
 @pytest.mark.real_data

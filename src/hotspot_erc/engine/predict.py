@@ -42,9 +42,7 @@ import torch
 from hotspot_erc.data.batch import collate
 from hotspot_erc.data.dialogue import Dataset, Dialogue, ModalityFeatures, Utterance
 from hotspot_erc.engine.checkpoint import Checkpoint, FeatureSpecMismatch, load_checkpoint
-
-TOP_SPANS = 3
-SPAN_FRACTION = 0.6  # a span is a run of positions whose weight is >= this fraction of the max
+from hotspot_erc.spans import hotspot_spans, join_pieces
 
 
 @dataclass
@@ -238,25 +236,6 @@ class Predictor:
                             "evidence_s": round(time.perf_counter() - began - model_seconds, 4)}}
 
 
-def _spans(weights: np.ndarray, valid: np.ndarray) -> list[tuple[int, int, float]]:
-    """Top runs (first, last, peak weight) of valid positions with weight >= SPAN_FRACTION x
-    the utterance's maximum, best first."""
-    if not valid.any():
-        return []
-    peak = float(weights[valid].max())
-    if peak <= 0:
-        return []
-    above = valid & (weights >= SPAN_FRACTION * peak)
-    runs, start = [], None
-    for position, flag in enumerate([*above, False]):
-        if flag and start is None:
-            start = position
-        elif not flag and start is not None:
-            runs.append((start, position - 1, float(weights[start:position].max())))
-            start = None
-    return sorted(runs, key=lambda run: -run[2])[:TOP_SPANS]
-
-
 def _modality_evidence(modality: str, utterance, explanation, index: int,
                        tokens: list[str]) -> dict:
     record = utterance.features.get(modality)
@@ -273,10 +252,10 @@ def _modality_evidence(modality: str, utterance, explanation, index: int,
                 "prior": None if record.prior is None
                 else [round(float(p), 4) for p in record.prior[:length]],
                 "valid": valid.tolist()}
-    spans = _spans(weights, valid)
+    spans = hotspot_spans(weights, valid)
     if modality == "text":
         evidence["tokens"] = tokens[:length]
-        evidence["hotspots"] = [{"tokens": _join_pieces(tokens[first:last + 1]),
+        evidence["hotspots"] = [{"tokens": join_pieces(tokens[first:last + 1]),
                                  "first": first, "last": last, "weight": round(peak, 4)}
                                 for first, last, peak in spans]
     else:
@@ -288,10 +267,3 @@ def _modality_evidence(modality: str, utterance, explanation, index: int,
                                  "end": round(offset + float(times[last]) + step / 2, 3),
                                  "weight": round(peak, 4)} for first, last, peak in spans]
     return evidence
-
-
-def _join_pieces(pieces: list[str]) -> str:
-    text = ""
-    for piece in pieces:
-        text += piece[2:] if piece.startswith("##") else (" " + piece if text else piece)
-    return text

@@ -83,6 +83,7 @@ from scipy.fft import dct
 from scipy.signal import medfilt
 
 from hotspot_erc.data.dialogue import ModalityFeatures, ModalitySpec
+from hotspot_erc.spans import true_runs
 
 SAMPLE_RATE = 16_000
 AUDIO_RECIPE = "audio1"
@@ -278,23 +279,16 @@ def frame_descriptors(samples: np.ndarray, hop_seconds: float = 0.02,
 
 # ---------------------------------------------------------------------------------- speech mask
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """``[start, stop)`` index pairs of the True runs of a boolean vector."""
-    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(),
-                    strict=True))
-
-
 def energy_speech_mask(energy_db: np.ndarray, hop_seconds: float, min_gap_seconds: float = 0.1,
                        min_run_seconds: float = 0.06) -> np.ndarray:
     """Frames louder than ``max(p95 - 30 dB, -70 dB)``, short gaps closed, short runs dropped."""
     threshold = max(float(np.percentile(energy_db, 95)) - ENERGY_VAD_MARGIN_DB, SILENCE_FLOOR_DB)
     mask = energy_db > threshold
-    runs = _runs(mask)
+    runs = true_runs(mask)
     for (_, stop), (start, _) in zip(runs[:-1], runs[1:], strict=True):
         if (start - stop) * hop_seconds < min_gap_seconds:
             mask[stop:start] = True
-    for start, stop in _runs(mask):
+    for start, stop in true_runs(mask):
         if (stop - start) * hop_seconds < min_run_seconds:
             mask[start:stop] = False
     return mask
@@ -332,7 +326,7 @@ def utterance_functionals(descriptors: np.ndarray, mask: np.ndarray,
         values.extend(_functionals(descriptors[selection, _COLUMN[name]].astype(np.float64),
                                    hop_seconds))
     speech_seconds = float(mask.sum()) * hop_seconds
-    voiced_runs = _runs(mask & voiced)
+    voiced_runs = true_runs(mask & voiced)
     voiced_fraction = float((mask & voiced).sum()) / max(int(mask.sum()), 1)
     values.extend([
         voiced_fraction, speech_seconds, len(voiced_runs) / max(speech_seconds, hop_seconds),

@@ -12,12 +12,12 @@ import re
 
 import numpy as np
 
+from hotspot_erc.spans import hotspot_spans, join_pieces
+
 LABEL_NAMES = ["neutral", "happy", "sad", "angry", "excited", "frustrated"]
 EXPERTS = ["shift", "conv", "attn", "identity"]
 AUDIO_STEP = 0.04
 VIDEO_STEP = 1 / 15
-SPAN_FRACTION = 0.6
-TOP_SPANS = 3
 
 # (speaker, text, label, duration in seconds, words that carry the emotion)
 _SCRIPT = [
@@ -45,22 +45,6 @@ def word_pieces(text: str) -> list[str]:
     return pieces
 
 
-def _runs(weights: np.ndarray, valid: np.ndarray) -> list[tuple[int, int, float]]:
-    """Top runs ``(first, last, peak)`` of valid positions near the peak weight, best first."""
-    if not valid.any():
-        return []
-    peak = float(weights[valid].max())
-    above = np.concatenate([valid & (weights >= SPAN_FRACTION * peak), [False]])
-    runs, first = [], None
-    for position, flag in enumerate(above):
-        if flag and first is None:
-            first = position
-        elif not flag and first is not None:
-            runs.append((first, position - 1, float(weights[first:position].max())))
-            first = None
-    return sorted(runs, key=lambda run: -run[2])[:TOP_SPANS]
-
-
 def _normalised(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
     weights = np.where(valid, np.exp(scores - scores[valid].max()), 0.0)
     return weights / weights.sum()
@@ -82,10 +66,9 @@ def _text_evidence(text: str, emotive: set[str], rng: np.random.Generator) -> di
     prior = np.array([1.0 if owner in emotive else 0.1 for owner in owners])
     valid = np.ones(len(pieces), dtype=bool)
     weights = _normalised(2.5 * prior + rng.normal(0, 0.4, len(pieces)), valid)
-    hotspots = [{"tokens": "".join(p[2:] if p.startswith("##") else " " + p
-                                   for p in pieces[first:last + 1]).strip(),
+    hotspots = [{"tokens": join_pieces(pieces[first:last + 1]),
                  "first": first, "last": last, "weight": round(peak, 4)}
-                for first, last, peak in _runs(weights, valid)]
+                for first, last, peak in hotspot_spans(weights, valid)]
     return {"present": True, "gate_mean": round(float(rng.uniform(0.35, 0.8)), 4),
             "tokens": pieces, "weights": [round(float(w), 4) for w in weights],
             "prior": [round(float(p), 4) for p in prior], "valid": valid.tolist(),
@@ -101,7 +84,7 @@ def _signal_evidence(start: float, duration: float, step: float, valid: np.ndarr
     weights = _normalised(3.0 * bump + rng.normal(0, 0.15, len(times)), valid)
     hotspots = [{"start": round(start + float(times[first]) - step / 2, 3),
                  "end": round(start + float(times[last]) + step / 2, 3),
-                 "weight": round(peak, 4)} for first, last, peak in _runs(weights, valid)]
+                 "weight": round(peak, 4)} for first, last, peak in hotspot_spans(weights, valid)]
     return {"present": True, "gate_mean": round(float(rng.uniform(0.2, 0.7)), 4),
             "times": [round(float(t), 3) for t in times],
             "weights": [round(float(w), 5) for w in weights],
