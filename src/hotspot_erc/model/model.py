@@ -151,11 +151,12 @@ class HotspotERC(nn.Module):
             else:
                 mb, is_present = None, torch.zeros(count, dtype=torch.bool,
                                                    device=utterance_mask.device)
-            sequences[m], masks[m], hotspots[m] = self._encode(m, mb, flat_valid, is_present,
-                                                               (num_dialogues, width))
+            globals_ = self._globals(m, mb, flat_valid) if mb is not None else None  # (N, G)
+            sequences[m], masks[m], hotspots[m] = self._encode(
+                m, mb, globals_, flat_valid, is_present, (num_dialogues, width))
             present[m] = is_present
             if self.node_encoders is not None:
-                node_inputs[m] = self._project_global(m, mb, flat_valid, is_present)
+                node_inputs[m] = self._project_global(m, globals_, is_present)
 
         # 2. Local-global cross-modal alignment (MoA), or each modality pooled on its own.
         balance_loss = utterance_mask.new_zeros((), dtype=torch.float)
@@ -212,8 +213,10 @@ class HotspotERC(nn.Module):
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _encode(self, m: str, mb, flat_valid: Tensor, is_present: Tensor, shape):
-        """Encode modality ``m`` for the N valid utterances -> (sequence, mask, explanation).
+    def _encode(self, m: str, mb, globals_: Tensor | None, flat_valid: Tensor,
+                is_present: Tensor, shape):
+        """Encode modality ``m`` for the N valid utterances -> (sequence, mask, explanation);
+        ``globals_`` are their (standardised) global vectors, None when the batch lacks ``m``.
 
         Only rows where the modality is present are computed; the others stay zero and fully
         masked, so their stored values never reach the model.
@@ -221,8 +224,6 @@ class HotspotERC(nn.Module):
         count, hidden = int(flat_valid.sum()), self.config.hidden
         device = flat_valid.device
         standardiser = self.standardisers[m] if m in self.standardisers else None
-        if mb is not None:
-            globals_ = self._globals(m, mb, flat_valid)
         if not self.config.use_hgf or mb is None:
             sequence = torch.zeros(count, 1, hidden, device=device)
             mask = is_present[:, None].clone()  # (N, 1)
@@ -262,11 +263,11 @@ class HotspotERC(nn.Module):
             globals_ = self.standardisers[m].forward_global(globals_)
         return globals_
 
-    def _project_global(self, m: str, mb, flat_valid: Tensor, is_present: Tensor) -> Tensor:
+    def _project_global(self, m: str, globals_: Tensor | None, is_present: Tensor) -> Tensor:
         """Graph node input ``Proj'_m(g)`` (N, H); zero rows where ``m`` is absent."""
-        out = torch.zeros(int(flat_valid.sum()), self.config.hidden, device=flat_valid.device)
-        if mb is not None and bool(is_present.any()):
-            out[is_present] = self.node_encoders[m](self._globals(m, mb, flat_valid)[is_present])
+        out = torch.zeros(is_present.shape[0], self.config.hidden, device=is_present.device)
+        if globals_ is not None and bool(is_present.any()):
+            out[is_present] = self.node_encoders[m](globals_[is_present])
         return out
 
     def _or_missing(self, m: str, vectors: Tensor, is_present: Tensor, path: int) -> Tensor:
