@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from hotspot_erc.cli import main
 
 
@@ -112,3 +114,229 @@ def test_unknown_training_override_is_a_clear_error(capsys, tmp_path):
     assert main(["train", "--dataset", "synthetic", "--out", str(tmp_path / "r"),
                  "--train-set", "lrr=0.1"]) == 2
     assert "TrainConfig: unknown keys ['lrr']" in capsys.readouterr().err
+
+
+# -- issue 12: ordinary mistakes and faults end in one clear line, never a traceback -----------
+
+TINY = ["--synthetic-set", "num_train=3", "--synthetic-set", "num_valid=2",
+        "--synthetic-set", "num_test=1", "--synthetic-set", "max_utterances=4",
+        "--synthetic-set", "min_utterances=3", "--synthetic-set", "max_duration=2.0"]
+
+
+def error_line(capsys) -> str:
+    """The command's stderr, which must be exactly one line."""
+    err = capsys.readouterr().err
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    return err.strip()
+
+
+def _manifest(folder, name="calls", speaker="A", label="happy", media=True) -> str:
+    path = folder / "calls.json"
+    dialogue = {"id": "d1", "utterances": [
+        {"speaker": speaker, "text": "Hi there.", "start": 0.0, "end": 1.0, "label": label},
+        {"speaker": "B", "text": "Oh no.", "start": 1.0, "end": 2.0, "label": "sad"}]}
+    if media:
+        dialogue["media"] = {"audio": "call.wav"}
+    path.write_text(json.dumps({"name": name, "dialogues": [dialogue]}))
+    return str(path)
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "--dataset", "synthetic"],
+    ["data", "generate"],
+    ["extract", "--manifest", "nowhere.json"],
+    ["predict", "--checkpoint", "nowhere", "--transcript", "nowhere.json"],
+    ["robustness", "--checkpoint", "nowhere"],
+    ["ablate"],
+    ["demo"],
+    ["quickstart"],
+])
+def test_out_naming_an_existing_file_is_refused_before_anything_loads(capsys, tmp_path, command):
+    """``predict --out FILE`` even aborted in C++ (rc 134) after loading the model: --out is
+    checked first (the checkpoint and transcript here do not even exist)."""
+    existing = tmp_path / "taken"
+    existing.write_text("mine")
+    assert main([*command, "--out", str(existing)]) == 2
+    assert error_line(capsys) == (f"hotspot-erc: error: --out {existing}: is an existing file; "
+                                  "expected a folder (a new or an existing one)")
+    assert existing.read_text() == "mine"
+
+
+@pytest.mark.parametrize("command", [
+    ["evaluate", "--dataset", "synthetic", "--checkpoint", "nowhere"],
+    ["probe", "--dataset", "synthetic"]])
+def test_a_file_out_that_cannot_be_a_file_is_refused(capsys, tmp_path, command):
+    assert main([*command, "--out", str(tmp_path)]) == 2
+    assert error_line(capsys) == f"hotspot-erc: error: --out {tmp_path}: is a folder; expected " \
+                                 "a file name"
+    inside_a_file = tmp_path / "taken"
+    inside_a_file.write_text("mine")
+    assert main([*command, "--out", str(inside_a_file / "result.json")]) == 2
+    assert error_line(capsys).endswith(f"{inside_a_file} is a file, not a folder")
+
+
+def test_out_below_a_file_is_refused(capsys, tmp_path):
+    (tmp_path / "taken").write_text("mine")
+    assert main(["data", "generate", "--out", str(tmp_path / "taken" / "store")]) == 2
+    assert error_line(capsys).endswith(f"{tmp_path / 'taken'} is a file, not a folder")
+
+
+@pytest.mark.parametrize("command, target", [
+    (["train", "--dataset", "synthetic", *TINY, "--quiet"], "hotspot_erc.engine.train.train"),
+    (["extract", "--modalities", "text", "--quiet"],
+     "hotspot_erc.features.extract.extract_features"),
+])
+def test_ctrl_c_says_how_to_resume(capsys, tmp_path, monkeypatch, command, target):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(target, interrupted)
+    if command[0] == "extract":
+        command = [*command, "--manifest", _manifest(tmp_path)]
+    assert main([*command, "--out", str(tmp_path / "out")]) == 130
+    assert error_line(capsys) == "hotspot-erc: interrupted: rerun the same command to resume"
+
+
+def test_a_full_disk_is_one_line(capsys, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    store = tmp_path / "store"
+
+    def full(dataset, folder):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.path.join(folder, "f.npz"))
+
+    monkeypatch.setattr("hotspot_erc.data.store.save_dataset", full)
+    assert main(["data", "generate", "--out", str(store), *TINY]) == 2
+    assert error_line(capsys) == (f"hotspot-erc: error: {store / 'f.npz'}: No space left "
+                                  "on device (free some space, then rerun the same command to "
+                                  "resume)")
+
+
+def test_other_os_errors_name_the_path(capsys, tmp_path, monkeypatch):
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", "/locked/run")
+
+    monkeypatch.setattr("hotspot_erc.engine.train.train", denied)
+    assert main(["train", "--dataset", "synthetic", *TINY, "--out", str(tmp_path / "r")]) == 2
+    assert error_line(capsys) == "hotspot-erc: error: /locked/run: Permission denied"
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--train-set", "lr=nan"], "TrainConfig: lr: expected a finite number, got 'nan'"),
+    (["--train-set", "lr=NaN"], "TrainConfig: lr: expected a finite number, got nan"),
+    (["--threads", "0"], "TrainConfig: threads: expected an integer >= 1, got 0"),
+    (["--epochs", "0"], "TrainConfig: epochs: expected an integer >= 1, got 0"),
+    (["--batch-size", "0"], "TrainConfig: batch_size: expected an integer >= 1, got 0"),
+    (["--patience", "-1"], "TrainConfig: patience: expected an integer >= 0, got -1"),
+    (["--synthetic-set", "bogus=1"],
+     "SyntheticConfig: unknown keys ['bogus']; known keys: seed, num_train, num_valid"),
+    (["--synthetic-set", "num_train=0"],
+     "SyntheticConfig: num_train must be >= 1 (training needs dialogues), got 0"),
+    (["--synthetic-set", "num_valid=0"], "the 'valid' split is empty"),
+])
+def test_bad_options_are_one_clear_line(capsys, tmp_path, option, message):
+    run = tmp_path / "r"
+    assert main(["train", "--dataset", "synthetic", *TINY, *option, "--out", str(run),
+                 "--quiet"]) == 2
+    assert message in error_line(capsys)
+    assert not (run / "config.json").exists()
+
+
+@pytest.mark.parametrize("value, shown", [("banana", "'banana'"), ("3.7", "3.7")])
+def test_a_badly_typed_model_option_is_one_clear_line(capsys, tmp_path, value, shown):
+    """``--set hidden=banana`` and ``hidden=3.7`` (ModelConfig's check) are one line naming the
+    field and the type expected."""
+    assert main(["train", "--dataset", "synthetic", *TINY, "--set", f"hidden={value}", "--out",
+                 str(tmp_path / "r"), "--quiet"]) == 2
+    assert error_line(capsys) == ("hotspot-erc: error: ModelConfig: hidden: expected an integer, "
+                                  f"got {shown}")
+
+
+def test_a_type_error_from_an_option_names_the_option(capsys, tmp_path, monkeypatch):
+    from hotspot_erc.model.config import ModelConfig
+
+    def badly_typed(self, **changes):
+        raise TypeError("hidden must be an integer, got 'banana'")
+
+    monkeypatch.setattr(ModelConfig, "replace", badly_typed)
+    assert main(["train", "--dataset", "synthetic", "--set", "hidden=banana", "--out",
+                 str(tmp_path / "r")]) == 2
+    assert error_line(capsys) == ("hotspot-erc: error: --set: hidden must be an integer, got "
+                                  "'banana'")
+
+
+def test_an_unknown_format_option_lists_the_accepted_ones(capsys, tmp_path):
+    pack = tmp_path / "pack.pkl"
+    pack.write_bytes(b"x")
+    assert main(["train", "--dataset", str(pack), "--format", "corect-pack", "--format-option",
+                 "bogus=1", "--out", str(tmp_path / "r")]) == 2
+    assert error_line(capsys) == ("hotspot-erc: error: format corect-pack: unknown option(s) "
+                                  "bogus; it accepts label_set")
+
+
+def test_stats_of_a_manifest_with_media_names_the_media(capsys, tmp_path):
+    assert main(["data", "stats", "--dataset", _manifest(tmp_path), "--format", "manifest"]) == 0
+    assert ("modalities: none extracted yet; media for audio (run hotspot-erc extract"
+            in capsys.readouterr().out)
+    assert main(["data", "stats", "--dataset", _manifest(tmp_path, media=False), "--format",
+                 "manifest"]) == 0
+    assert "modalities: none (text only, no features yet)" in capsys.readouterr().out
+
+
+def test_stats_escape_names_and_labels_from_the_file(capsys, tmp_path):
+    manifest = _manifest(tmp_path, name="calls\x1b]0;pwned\x07", label="ha\x1b[2Jppy")
+    assert main(["data", "stats", "--dataset", manifest, "--format", "manifest"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "calls\\x1b]0;pwned\\x07: manifest" in out and "ha\\x1b[2Jppy" in out
+
+
+def test_predict_escapes_speakers_labels_and_text(capsys, tmp_path, monkeypatch):
+    from hotspot_erc.engine import predict
+
+    class Fake:
+        def predict(self, dialogue, notices, feature_folder, progress):
+            label = "ang\x1b[8m"
+            return {"notices": ["cue 2\x1b[1A: overlaps"], "utterances": [
+                {"start": None, "speaker": u.speaker, "label": label, "text": u.text,
+                 "probabilities": {label: 0.5}} for u in dialogue.utterances]}
+
+    monkeypatch.setattr(predict.Predictor, "load", classmethod(lambda cls, folder, workers: Fake()))
+    monkeypatch.setattr("hotspot_erc.report.outputs.write_outputs",
+                        lambda conversation, folder, report: {"predictions": "p.jsonl"})
+    transcript = tmp_path / "talk.json"
+    transcript.write_text(json.dumps({"utterances": [
+        {"speaker": "Eve\x1b[2J\r", "text": "hello\x1b]8;;http://x\x07link\tnow"}]}))
+    assert main(["predict", "--checkpoint", "ckpt", "--transcript", str(transcript), "--out",
+                 str(tmp_path / "out"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\r" not in out and "\x07" not in out and "\t" not in out
+    assert "notice: cue 2\\x1b[1A: overlaps" in out
+    assert "Eve\\x1b[2J\\x0d ang\\x1b[8m  50.0%  hello\\x1b]8;;http://x\\x07link\\x09now" in out
+
+
+def test_the_error_line_escapes_what_it_quotes(capsys, tmp_path, monkeypatch):
+    def hostile(*args, **kwargs):
+        raise ValueError("speaker 'x\x1b[2J': bad\nsecond line")
+
+    monkeypatch.setattr("hotspot_erc.engine.train.train", hostile)
+    assert main(["train", "--dataset", "synthetic", *TINY, "--out", str(tmp_path / "r")]) == 2
+    assert error_line(capsys) == ("hotspot-erc: error: speaker 'x\\x1b[2J': bad\\x0asecond "
+                                  "line")
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    import subprocess
+    import sys
+
+    listing = subprocess.Popen([sys.executable, "-c",
+                                "import sys; from hotspot_erc.cli import main; "
+                                "sys.stdin.read(); sys.exit(main(['models']))"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    listing.stdout.close()  # the reader went away before anything was written
+    _, err = listing.communicate(b"")
+    assert listing.returncode == 141
+    assert b"Traceback" not in err and b"Exception ignored" not in err

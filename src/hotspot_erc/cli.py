@@ -1,14 +1,28 @@
-"""The ``hotspot-erc`` command line: parses options and calls one function of a lower layer."""
+"""The ``hotspot-erc`` command line: parses options and calls one function of a lower layer.
+
+Everything it prints goes through :func:`~hotspot_erc.terminal.printable` (names and texts come
+from input files), and :func:`main` reports an ordinary failure as one ``hotspot-erc: error:``
+line on stderr with exit status 2, an interruption with status 130; never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
 import os
 import sys
+from pathlib import Path
 
 from hotspot_erc.data.corpora import FORMATS
 from hotspot_erc.data.dialogue import DataFormatError
+from hotspot_erc.terminal import printable
+
+
+def _echo(text: str = "") -> None:
+    """Print ``text`` to stdout, control characters escaped line by line."""
+    print("\n".join(printable(line) for line in str(text).split("\n")))
 
 
 def _cmd_data_stats(args: argparse.Namespace) -> int:
@@ -22,32 +36,45 @@ def _cmd_data_stats(args: argparse.Namespace) -> int:
     elif args.dataset == "synthetic":
         from hotspot_erc.data.synthetic import SyntheticConfig, generate_dataset
 
-        dataset = generate_dataset(SyntheticConfig(
-            **_parse_overrides(args.synthetic_set, "--synthetic-set")))
+        dataset = generate_dataset(SyntheticConfig.from_dict(
+            _parse_overrides(args.synthetic_set, "--synthetic-set")))
     else:
         dataset = load_dataset(args.dataset, args.data)
-    print(f"{dataset.name}: {dataset.description}")
+    _echo(f"{dataset.name}: {dataset.description}")
     stats = dataset.stats()
     labels = dataset.label_names
     header = f"{'split':<8}{'dialogues':>10}{'utterances':>12}{'scored':>8}  " + " ".join(
         f"{name:>8}" for name in labels)
-    print(header)
+    _echo(header)
     for split, row in stats.items():
         counts = " ".join(f"{row['labels'][name]:>8}" for name in labels)
-        print(f"{split:<8}{row['dialogues']:>10}{row['utterances']:>12}{row['scored']:>8}  "
+        _echo(f"{split:<8}{row['dialogues']:>10}{row['utterances']:>12}{row['scored']:>8}  "
               f"{counts}")
-    print("modalities:", ", ".join(dataset.modalities) or "none (text only, no features yet)")
+    _echo(f"modalities: {_modalities_line(dataset)}")
     return 0
+
+
+def _modalities_line(dataset) -> str:
+    """The modalities with features, else the media the dataset names (to extract)."""
+    if dataset.modalities:
+        return ", ".join(dataset.modalities)
+    from hotspot_erc.features.extract import media_modalities
+
+    media = media_modalities(dataset)
+    if media:
+        return (f"none extracted yet; media for {', '.join(media)} (run hotspot-erc extract, "
+                "or train on it: its features are extracted first)")
+    return "none (text only, no features yet)"
 
 
 def _cmd_data_generate(args: argparse.Namespace) -> int:
     from hotspot_erc.data.store import save_dataset
     from hotspot_erc.data.synthetic import SyntheticConfig, generate_dataset
 
-    dataset = generate_dataset(SyntheticConfig(
-        **_parse_overrides(args.synthetic_set, "--synthetic-set")))
+    dataset = generate_dataset(SyntheticConfig.from_dict(
+        _parse_overrides(args.synthetic_set, "--synthetic-set")))
     save_dataset(dataset, args.out)
-    print(f"wrote {len(dataset.dialogues)} dialogues to the feature store {args.out} "
+    _echo(f"wrote {len(dataset.dialogues)} dialogues to the feature store {args.out} "
           f"(train on it with --dataset {args.out})")
     return 0
 
@@ -56,7 +83,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from hotspot_erc.model.variants import describe_variant, list_variants
 
     for name in list_variants(args.pattern):
-        print(f"{name:<18} {describe_variant(name)}")
+        _echo(f"{name:<18} {describe_variant(name)}")
     return 0
 
 
@@ -74,20 +101,37 @@ def _parse_overrides(pairs: list[str], option: str) -> dict:
     return overrides
 
 
+@contextlib.contextmanager
+def _options(names: str):
+    """A config built from options ``names``: a value of the wrong type (TypeError) is reported
+    as the ValueError of a bad option it is, with the option names."""
+    try:
+        yield
+    except TypeError as error:
+        raise ValueError(f"{names}: {error}") from error
+
+
 def _configs(args: argparse.Namespace):
     from hotspot_erc.engine.train import TrainConfig
     from hotspot_erc.model.config import ModelConfig
 
-    model = ModelConfig().replace(**_parse_overrides(args.set, "--set"))
-    train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=args.patience,
-                        threads=args.threads)
-    train = train.replace(**_parse_overrides(args.train_set, "--train-set"))
+    with _options("--set"):
+        model = ModelConfig().replace(**_parse_overrides(args.set, "--set"))
+    with _options("--epochs, --batch-size, --patience, --threads, --train-set"):
+        train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
+                            patience=args.patience, threads=args.threads)
+        train = train.replace(**_parse_overrides(args.train_set, "--train-set"))
     return model, train
 
 
 def _dataset(args: argparse.Namespace):
     from hotspot_erc.engine.experiments import resolve_dataset
 
+    if args.dataset == "synthetic":
+        from hotspot_erc.data.synthetic import SyntheticConfig
+
+        # Checked here, where an unknown knob can be named with the known ones.
+        SyntheticConfig.from_dict(_parse_overrides(args.synthetic_set, "--synthetic-set"))
     return resolve_dataset(args.dataset, args.data, text_setting=args.text_setting,
                            cache_dir=args.cache,
                            synthetic_overrides=_parse_overrides(args.synthetic_set,
@@ -105,15 +149,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from hotspot_erc.engine.experiments import run_config
     from hotspot_erc.engine.train import train
 
-    dataset = _dataset(args)
     base_model, base_train = _configs(args)
-    model_config, train_config = run_config(dataset, args.variant, base_model, base_train,
-                                            args.seed)
+    dataset = _dataset(args)
+    with _options("--set, --variant"):
+        model_config, train_config = run_config(dataset, args.variant, base_model, base_train,
+                                                args.seed)
     result = train(dataset, model_config, train_config, args.out, progress=not args.quiet)
-    print(json.dumps({split: {k: result.metrics[split][k]
+    _echo(json.dumps({split: {k: result.metrics[split][k]
                               for k in ("accuracy", "weighted_f1", "macro_f1")}
                       for split in ("valid", "test") if split in result.metrics}, indent=2))
-    print(f"run folder: {result.run_dir} (checkpoint selected on validation at epoch "
+    _echo(f"run folder: {result.run_dir} (checkpoint selected on validation at epoch "
           f"{result.best_epoch})")
     return 0
 
@@ -126,26 +171,30 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     dataset = _dataset(args)
     result = evaluate_checkpoint(args.checkpoint, dataset, args.split)
     for notice in result["notices"]:
-        print(f"notice: {notice}")
+        _echo(f"notice: {notice}")
     metrics = result["metrics"]
-    print(json.dumps({k: metrics[k] for k in ("accuracy", "weighted_f1", "macro_f1",
+    _echo(json.dumps({k: metrics[k] for k in ("accuracy", "weighted_f1", "macro_f1",
                                               "per_class_f1")}, indent=2))
-    print(format_diagnostics(result["diagnostics"]))
+    _echo(format_diagnostics(result["diagnostics"]))
     if args.out:
         write_json(args.out, result)
     return 0
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
-    from hotspot_erc.engine.experiments import ablate, summary_table
+    from hotspot_erc.engine.experiments import ablate, run_config, summary_table
 
-    dataset = _dataset(args)
     base_model, base_train = _configs(args)
+    dataset = _dataset(args)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    with _options("--set, --variants"):
+        # Every variant's config is made once here, so a bad one fails before any training.
+        for variant in variants:
+            run_config(dataset, variant, base_model, base_train, args.first_seed)
     summary = ablate(dataset, variants, seeds, args.out, base_model, base_train,
                      progress=not args.quiet)
-    print(summary_table(summary))
+    _echo(summary_table(summary))
     return 0
 
 
@@ -179,20 +228,19 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                                      progress=not args.quiet)
     paths = write_outputs(conversation, args.out, report=not args.no_report)
     for notice in conversation["notices"]:
-        print(f"notice: {notice}")
+        _echo(f"notice: {notice}")
     for utterance in conversation["utterances"]:
         when = ("" if utterance["start"] is None
                 else f"{utterance['start']:7.2f}-{utterance['end']:<7.2f} ")
-        print(f"{when}{utterance['speaker']:<10} {utterance['label']:<10} "
+        # Each field escaped before it is padded, so the columns line up.
+        _echo(f"{when}{printable(utterance['speaker']):<10} {printable(utterance['label']):<10} "
               f"{100 * utterance['probabilities'][utterance['label']]:5.1f}%  "
-              f"{utterance['text'][:60]}")
-    print("wrote " + ", ".join(str(p) for p in paths.values()))
+              f"{printable(utterance['text'][:60])}")
+    _echo("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 
 
 def _cmd_robustness(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from hotspot_erc.atomic import atomic_open, write_json, write_text
     from hotspot_erc.engine.checkpoint import load_checkpoint
     from hotspot_erc.engine.robustness import robustness, robustness_figure, robustness_table
@@ -200,18 +248,18 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
     dataset = _dataset(args)
     result = robustness(load_checkpoint(args.checkpoint), dataset, args.split, seed=args.seed)
     table = robustness_table(result)
-    print(table)
+    _echo(table)
     out = Path(args.out)
     write_json(out / "robustness.json", result)
     write_text(out / "robustness.md", table + "\n")
     try:
         figure = robustness_figure(result)
     except ImportError:
-        print("notice: matplotlib is not installed: no robustness.png (bash install.sh media)")
+        _echo("notice: matplotlib is not installed: no robustness.png (bash install.sh media)")
     else:
         with atomic_open(out / "robustness.png", "wb") as handle:
             handle.write(figure)
-    print(f"wrote {out}/robustness.json, robustness.md, robustness.png")
+    _echo(f"wrote {out}/robustness.json, robustness.md, robustness.png")
     return 0
 
 
@@ -222,12 +270,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                       progress=not args.quiet)
     test = demo["test"]
     if test:
-        print(f"demonstration checkpoint {demo['checkpoint']} (selected at epoch "
+        _echo(f"demonstration checkpoint {demo['checkpoint']} (selected at epoch "
               f"{demo['best_epoch']}): test accuracy {100 * test['accuracy']:.1f}%, weighted "
               f"F1 {100 * test['weighted_f1']:.1f} on the generated test conversations")
-    print("It demonstrates the pipeline and is not an emotion model. Try it on a conversation it "
+    _echo("It demonstrates the pipeline and is not an emotion model. Try it on a conversation it "
           "never saw:")
-    print(f"  hotspot-erc predict --checkpoint {demo['checkpoint']} --transcript "
+    _echo(f"  hotspot-erc predict --checkpoint {demo['checkpoint']} --transcript "
           f"{demo['transcript']} --media {demo['media']} --out {args.out}/prediction")
     return 0
 
@@ -238,11 +286,11 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     dataset = _dataset(args)
     modalities = [m.strip() for m in args.modalities.split(",")] if args.modalities else None
     result = linear_probe(dataset, modalities)
-    print(f"{result['model']} ({', '.join(result['modalities'])}), C={result['C']} chosen on "
+    _echo(f"{result['model']} ({', '.join(result['modalities'])}), C={result['C']} chosen on "
           "validation")
     for split in ("valid", "test"):
         metrics = result[split]
-        print(f"{split:<6} accuracy {100 * metrics['accuracy']:.1f}  weighted F1 "
+        _echo(f"{split:<6} accuracy {100 * metrics['accuracy']:.1f}  weighted F1 "
               f"{100 * metrics['weighted_f1']:.1f}  macro F1 {100 * metrics['macro_f1']:.1f}")
     if args.out:
         from hotspot_erc.atomic import write_json
@@ -255,7 +303,7 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
     from hotspot_erc.engine.experiments import format_quickstart, quickstart
 
     report = quickstart(args.out, epochs=args.epochs, seed=args.seed, progress=not args.quiet)
-    print(format_quickstart(report))
+    _echo(format_quickstart(report))
     return 0
 
 
@@ -276,8 +324,8 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     config = ExtractConfig(modalities=modalities, text_setting=args.text_setting, fps=args.fps,
                            max_width=args.max_width, workers=args.workers)
     report = extract_features(dataset, args.out, config, progress=not args.quiet)
-    print(report.summary())
-    print(f"train on it with: hotspot-erc train --dataset {args.out} --out RUN")
+    _echo(report.summary())
+    _echo(f"train on it with: hotspot-erc train --dataset {args.out} --out RUN")
     return 0
 
 
@@ -346,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", required=True)
     generate.add_argument("--synthetic-set", action="append", metavar="KEY=VALUE",
                           help="generator knob, e.g. lag_max=1.5 (see SyntheticConfig)")
-    generate.set_defaults(func=_cmd_data_generate)
+    generate.set_defaults(func=_cmd_data_generate, out_kind="folder")
 
     models = commands.add_parser("models", help="list the named model variants")
     models.add_argument("pattern", nargs="?", default="*", help="wildcard filter, e.g. 'no_*'")
@@ -358,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--epochs", type=int, default=20)
     quick.add_argument("--seed", type=int, default=0)
     quick.add_argument("--quiet", action="store_true")
-    quick.set_defaults(func=_cmd_quickstart)
+    quick.set_defaults(func=_cmd_quickstart, out_kind="folder")
 
     extract = commands.add_parser(
         "extract", help="extract text, audio and video features from media into a store")
@@ -376,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--workers", type=int, default=2,
                          help="processes for audio and video")
     extract.add_argument("--quiet", action="store_true")
-    extract.set_defaults(func=_cmd_extract)
+    extract.set_defaults(func=_cmd_extract, out_kind="folder")
 
     train = commands.add_parser("train", help="train one variant, select on validation")
     _add_dataset_options(train)
@@ -384,14 +432,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--variant", default="full", help="see `hotspot-erc models`")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", required=True, help="run folder (resumes if it exists)")
-    train.set_defaults(func=_cmd_train)
+    train.set_defaults(func=_cmd_train, out_kind="folder")
 
     evaluate = commands.add_parser("evaluate", help="evaluate a checkpoint on a split")
     _add_dataset_options(evaluate)
     evaluate.add_argument("--checkpoint", required=True, help="run or checkpoint folder")
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--out", default=None, help="write the full result as JSON here")
-    evaluate.set_defaults(func=_cmd_evaluate)
+    evaluate.set_defaults(func=_cmd_evaluate, out_kind="file")
 
     predict = commands.add_parser(
         "predict", help="predict emotions on a conversation and write predictions + report")
@@ -411,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--workers", type=int, default=2)
     predict.add_argument("--no-report", action="store_true", help="predictions.jsonl only")
     predict.add_argument("--quiet", action="store_true")
-    predict.set_defaults(func=_cmd_predict)
+    predict.set_defaults(func=_cmd_predict, out_kind="folder")
 
     robust = commands.add_parser(
         "robustness", help="evaluate a checkpoint with each modality dropped, noised, shifted")
@@ -421,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     robust.add_argument("--seed", type=int, default=0, help="seed of the noise")
     robust.add_argument("--out", required=True, help="folder for robustness.json/.md/.png")
     robust.add_argument("--quiet", action="store_true")
-    robust.set_defaults(func=_cmd_robustness)
+    robust.set_defaults(func=_cmd_robustness, out_kind="folder")
 
     demo = commands.add_parser(
         "demo", help="build a demonstration checkpoint from generated conversations (no data "
@@ -431,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--workers", type=int, default=2)
     demo.add_argument("--quiet", action="store_true")
-    demo.set_defaults(func=_cmd_demo)
+    demo.set_defaults(func=_cmd_demo, out_kind="folder")
 
     probe = commands.add_parser(
         "probe", help="context-free baseline: logistic regression on global vectors")
@@ -439,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--modalities", default=None,
                        help="comma-separated (default: every modality with features)")
     probe.add_argument("--out", default=None, help="write the result as JSON here")
-    probe.set_defaults(func=_cmd_probe)
+    probe.set_defaults(func=_cmd_probe, out_kind="file")
 
     ablation = commands.add_parser("ablate", help="variants x seeds, mean +- std table")
     _add_dataset_options(ablation)
@@ -448,8 +496,37 @@ def build_parser() -> argparse.ArgumentParser:
     ablation.add_argument("--seeds", type=int, default=5, help="number of seeds")
     ablation.add_argument("--first-seed", type=int, default=0)
     ablation.add_argument("--out", required=True)
-    ablation.set_defaults(func=_cmd_ablate)
+    ablation.set_defaults(func=_cmd_ablate, out_kind="folder")
     return parser
+
+
+def _check_out(out: str | None, kind: str | None) -> None:
+    """``--out`` must be able to become what the command writes (``kind``: a ``folder`` or a
+    ``file``): checked before anything is loaded, so a wrong path fails at once."""
+    if out is None or kind is None:
+        return
+    path = Path(out)
+    if kind == "folder" and path.exists() and not path.is_dir():
+        raise ValueError(f"--out {out}: is an existing file; expected a folder (a new or an "
+                         "existing one)")
+    if kind == "file" and path.is_dir():
+        raise ValueError(f"--out {out}: is a folder; expected a file name")
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"--out {out}: {parent} is a file, not a folder")
+            return
+
+
+def _os_error_line(error: OSError) -> str:
+    """``path: reason``, with what to do where there is something to do."""
+    where = " -> ".join(str(name) for name in (error.filename, error.filename2)
+                        if name is not None)
+    reason = error.strerror or str(error)
+    line = f"{where}: {reason}" if where and error.strerror else reason
+    if error.errno == errno.ENOSPC:
+        line += " (free some space, then rerun the same command to resume)"
+    return line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -458,14 +535,37 @@ def main(argv: list[str] | None = None) -> int:
     from hotspot_erc.features.decode import MediaError
 
     try:
-        return args.func(args)
-    except (DataFormatError, FileNotFoundError, KeyError, ValueError, MediaError) as error:
-        print(f"hotspot-erc: error: {error}", file=sys.stderr)
-        return 2
+        _check_out(getattr(args, "out", None), getattr(args, "out_kind", None))
+        status = args.func(args)
+        # Flushed here, so a closed pipe is the BrokenPipeError below, not an error at exit.
+        sys.stdout.flush()
+        return status
+    except KeyboardInterrupt:
+        print("hotspot-erc: interrupted: rerun the same command to resume", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (| head): nothing more to say, and nowhere to say it.
+        # Python's own advice: point stdout at devnull, or the flush at exit fails once more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except (DataFormatError, KeyError, ValueError, MediaError) as error:
+        # A KeyError's str() is the repr of its message; the message itself reads better.
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        return _fail(str(message))
+    except OSError as error:
+        return _fail(_os_error_line(error))
+    except MemoryError as error:
+        return _fail(f"out of memory{': ' + str(error) if str(error) else ''} (an input asks "
+                     "for more memory than this machine has)")
     except ImportError as error:
-        print(f"hotspot-erc: error: {error} (the media stack installs with: bash install.sh "
-              "media)", file=sys.stderr)
-        return 2
+        return _fail(f"{error} (the media stack installs with: bash install.sh media)")
+
+
+def _fail(message: str) -> int:
+    """Print ``message`` as the one error line (escaped: it may quote input files) and give
+    the exit status of a failed command."""
+    print(f"hotspot-erc: error: {printable(message)}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

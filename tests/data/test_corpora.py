@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hotspot_erc.data.corpora import DATASET_NAMES, load_dataset
+from hotspot_erc.data.corpora import DATASET_NAMES, format_options, load_dataset, load_path
 from hotspot_erc.data.dialogue import Dataset
 from hotspot_erc.data.paths import DATA_ENV
 
@@ -45,3 +45,22 @@ def test_synthetic_needs_no_root(monkeypatch):
     assert isinstance(dataset, Dataset)
     assert set(dataset.splits) >= {"train", "valid", "test"}
     assert dataset.modalities
+
+
+def test_an_unknown_format_option_names_it_and_the_accepted_ones(tmp_path):
+    pack = tmp_path / "pack.pkl"
+    pack.write_bytes(b"not read: the options are checked first")
+    with pytest.raises(ValueError, match=r"format corect-pack: unknown option\(s\) bogus; it "
+                                         r"accepts label_set$"):
+        load_path(pack, "corect-pack", bogus=1)
+    with pytest.raises(ValueError, match="format manifest: unknown option.*accepts no options"):
+        load_path(pack, "manifest", label_set="meld")
+
+
+@pytest.mark.parametrize("fmt, options", [
+    ("store", ["features"]), ("manifest", []), ("corect-pack", ["label_set"]),
+    ("mmgcn-pack", ["label_set", "valid_fraction"]),
+    ("iemocap-release", ["ways", "keep_other_as_context"]),
+    ("cosmic-meld", ["utterance_ids_path"])])
+def test_format_options_are_the_loaders_keywords(fmt, options):
+    assert format_options(fmt) == options

@@ -336,3 +336,37 @@ def test_mmgcn_pack_errors_name_the_file_and_the_key(tmp_path, corrupt, message)
 def test_mmgcn_pack_rejects_label_sets_it_cannot_hold(tmp_path):
     with pytest.raises(ValueError, match="label_set must be"):
         load_mmgcn_pack(_write(tmp_path, _mmgcn_iemocap()), label_set="mosei2")
+
+
+# -- issue 12: sizes a pack decides, and empty dialogues ---------------------------------------
+
+def test_a_stride_zero_tensor_cannot_ask_for_more_than_its_storage(tmp_path):
+    """The reported case: a 1.9 KB pack whose tensor repeated one element 0.8 GB worth."""
+    payload = _corect_payload({"text": 6, "audio": 4, "visual": 3})
+    payload["train"][0]["audio"] = torch.zeros(1).expand(50_000_000, 4)
+    path = _write(tmp_path, payload)
+    assert path.stat().st_size < 20_000
+    with pytest.raises(DataFormatError, match=r"pack\.pkl: a tensor of size \(50000000, 4\) and "
+                                              r"stride \(0, 0\) at offset 0 reads beyond or "
+                                              r"repeats its storage of 1 elements"):
+        load_corect_pack(path)
+
+
+def test_a_transposed_tensor_is_still_read(tmp_path):
+    payload = _corect_payload({"text": 6, "audio": 4, "visual": 3})
+    original = np.arange(12, dtype=np.float32).reshape(4, 3)
+    payload["dev"][0]["audio"] = torch.from_numpy(original.copy()).t()[:1]  # (1, 4), stride (1, 3)
+    dataset = load_corect_pack(_write(tmp_path, payload))
+    np.testing.assert_array_equal(
+        dataset.dialogue("Ses03F_impro02").utterances[0].features["audio"].global_vector,
+        original[:, 0])
+
+
+def test_an_empty_dialogue_is_an_error_naming_it(tmp_path):
+    payload = _corect_payload({"text": 6, "audio": 4, "visual": 3})
+    record = payload["dev"][0]
+    for field in ("speakers", "labels", "sentence", "text", "audio", "visual"):
+        record[field] = []
+    with pytest.raises(DataFormatError, match=r"pack\.pkl.*Ses03F_impro02.*field 'labels' is "
+                                              "empty: a dialogue needs at least one utterance"):
+        load_corect_pack(_write(tmp_path, payload))

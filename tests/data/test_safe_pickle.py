@@ -180,3 +180,64 @@ def test_garbage_bytes_name_the_file(tmp_path):
 def test_empty_file_names_the_file(tmp_path):
     with pytest.raises(DataFormatError, match=r"empty\.pkl"):
         safe_load(_write(tmp_path, b"", "empty.pkl"))
+
+
+# -- issue 12: a few bytes must not decide to allocate gigabytes ------------------------------
+
+def _hand_made(opcodes: bytes) -> bytes:
+    return b"\x80\x02" + opcodes + b"."
+
+
+@pytest.mark.parametrize("data, message", [
+    # BINBYTES8 claiming 2^62 bytes: a MemoryError traceback before.
+    (b"\x80\x04\x8e" + (2**62).to_bytes(8, "little") + b"xy.", "truncated|not a readable"),
+    # LONG_BINPUT at index 2^26: the C unpickler's memo array took 1 GB for it.
+    (_hand_made(b"]r" + (2**26).to_bytes(4, "little")), None),
+    (_hand_made(b"]r" + (2**32 - 1).to_bytes(4, "little")), None),
+])
+def test_length_and_memo_fields_cannot_allocate(tmp_path, data, message, memory_budget):
+    path = _write(tmp_path, data)
+    with memory_budget(64 * 2**20):
+        if message is None:
+            assert safe_load(path) == []
+        else:
+            with pytest.raises(DataFormatError, match=message):
+                safe_load(path)
+
+
+def _call(global_line: bytes, argument: bytes) -> bytes:
+    """A protocol-2 pickle that calls ``global_line``'s callable with one pickled argument."""
+    return b"\x80\x02c" + global_line + b"\n" + argument + b"\x85R."
+
+
+@pytest.mark.parametrize("data, message", [
+    (_call(b"__builtin__\nbytearray", b"\x8a\x05\x00\x00\x00\x00\x01"),
+     r"bytearray\(4294967296\) asks for 4,294,967,296 bytes or elements, more than the whole "
+     r"file holds"),
+    (_call(b"__builtin__\nbytes", b"\x8a\x05\x00\x00\x00\x00\x01"), r"bytes\(4294967296\)"),
+    (_call(b"numpy\nndarray", b"\x8a\x05\x00\x00\x00\x00\x01"),
+     "a direct call of numpy.ndarray"),
+])
+def test_calls_that_would_allocate_are_refused_before_they_run(tmp_path, data, message,
+                                                               memory_budget):
+    path = _write(tmp_path, data)
+    with memory_budget(64 * 2**20), pytest.raises(DataFormatError, match=message):
+        safe_load(path)
+
+
+def test_a_huge_reconstruct_shape_is_refused(tmp_path, memory_budget):
+    reconstruct = pickle.dumps(np.zeros(2), protocol=2)
+    # numpy writes _reconstruct(ndarray, (0,), b'b'); ask for 2^40 elements instead.
+    assert b"K\x00\x85" in reconstruct
+    data = reconstruct.replace(b"K\x00\x85", b"\x8a\x06\x00\x00\x00\x00\x00\x01\x85", 1)
+    with memory_budget(64 * 2**20), pytest.raises(DataFormatError, match="an array of shape"):
+        safe_load(_write(tmp_path, data))
+
+
+def test_a_pickle_above_the_size_limit_is_not_read(tmp_path, monkeypatch):
+    from hotspot_erc.limits import LimitExceeded
+
+    path = _write(tmp_path, pickle.dumps(list(range(1000))))
+    monkeypatch.setenv("HOTSPOT_ERC_LIMIT_PICKLE_BYTES", "100")
+    with pytest.raises(LimitExceeded, match=r"data\.pkl: the pickle's size \(bytes\)"):
+        safe_load(path)

@@ -321,3 +321,35 @@ def test_modality_subset():
     dataset = generate_dataset(small(modalities=("text",), num_train=2))
     assert list(dataset.feature_spec.modalities) == ["text"]
     assert dataset.modalities == ["text"]
+
+
+def test_training_on_nothing_is_refused():
+    """``--synthetic-set num_train=0`` trained on nothing and exited 0 with test metrics."""
+    with pytest.raises(ValueError, match=r"num_train must be >= 1 .*got 0"):
+        SyntheticConfig(num_train=0)
+
+
+def test_an_unknown_knob_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown keys \['bogus'\]; known keys: seed, num_train, "
+                                         r"num_valid, .*distractor_amplitude_ratio$"):
+        SyntheticConfig.from_dict({"bogus": 1})
+    assert SyntheticConfig.from_dict({"num_train": 5, "modalities": ["text"]}) == SyntheticConfig(
+        num_train=5, modalities=("text",))
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"num_train": "many"}, "num_train: expected an integer, got 'many'"),
+    ({"num_train": 2.5}, "num_train: expected an integer, got 2.5"),
+    ({"lag_max": "nan"}, "lag_max: expected a finite number, got 'nan'"),
+    ({"noise_std": float("nan")}, "noise_std: expected a finite number, got nan"),
+    ({"min_duration": float("inf")}, "min_duration: expected a finite number, got inf"),
+    ({"with_prior": 1}, "with_prior: expected true or false, got 1"),
+    ({"modalities": "text"}, "modalities: expected a list (a string each), got 'text'"),
+    ({"class_prior": [0.5, "x"]}, "class_prior: expected a list (a finite number each)"),
+    ({"seed": -1}, "seed must be >= 0, got -1"),
+])
+def test_a_badly_typed_knob_is_a_value_error_naming_it(override, message):
+    """Values from ``--synthetic-set`` arrive as JSON or as strings: a wrong type is the same
+    clear ValueError as a value out of range, never a TypeError from a comparison."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        SyntheticConfig(**override)

@@ -73,3 +73,112 @@ def test_malformed_checkpoint_folders(tmp_path, saved):
     (folder / "checkpoint.json").write_text("{not json")
     with pytest.raises(DataFormatError, match="checkpoint.json: not valid JSON"):
         load_checkpoint(folder)
+
+
+# -- issue 12: a checkpoint is untrusted input -----------------------------------------------
+
+def _edit_meta(folder, edit):
+    path = folder / "checkpoint.json"
+    meta = json.loads(path.read_text())
+    edit(meta)
+    path.write_text(json.dumps(meta))
+
+
+def test_a_config_asking_for_a_huge_model_is_refused_before_building_it(saved):
+    """The reported case: ``hidden: 16384`` made ``evaluate`` allocate 21.7 GB first."""
+    import tracemalloc
+
+    _, folder = saved
+    _edit_meta(folder, lambda meta: meta["model_config"].update(hidden=16384))
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataFormatError, match=r"checkpoint\.json: field model_config: the "
+                                                  r"model's parameters: [\d,]+ is above the "
+                                                  r"limit model_params"):
+            load_checkpoint(folder)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 256 * 2**20
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"hidden": "sixty-four"}, "hidden: expected an integer, got 'sixty-four'"),
+    ({"hidden": 3.7}, "hidden: expected an integer, got 3.7"),
+    ({"hidden": -4}, "hidden: expected an integer >= 1, got -4"),
+    ({"dropout": None}, "dropout: expected a finite number, got None"),
+    ({"heads": 5}, "hidden=16 must be divisible by heads=5"),
+    ({"bogus": 1}, r"unknown keys \['bogus'\]"),
+])
+def test_a_malformed_model_config_names_the_field(saved, change, message):
+    _, folder = saved
+    _edit_meta(folder, lambda meta: meta["model_config"].update(change))
+    with pytest.raises(DataFormatError, match=r"checkpoint\.json: field 'model_config': .*"
+                                              + message):
+        load_checkpoint(folder)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m["feature_spec"]["text"].pop("version"),
+     r"field 'feature_spec': modality 'text': field 'version' is missing"),
+    (lambda m: m["feature_spec"]["text"].update(global_dim="32"),
+     r"field 'feature_spec': modality 'text': field 'global_dim': expected an integer >= 1"),
+    (lambda m: m.update(label_names="hap"), r"field 'label_names': expected list, got str"),
+    (lambda m: m.update(label_names=[1, 2]), r"field 'label_names': expected a non-empty list"),
+    (lambda m: m.update(epoch="four"), r"field 'epoch': expected an integer or null"),
+    (lambda m: m.pop("model_config"), r"missing field 'model_config'"),
+])
+def test_malformed_metadata_names_the_field(saved, edit, message):
+    """A spec without ``version`` said only ``error: 'version'``."""
+    _, folder = saved
+    _edit_meta(folder, edit)
+    with pytest.raises(DataFormatError, match=r"checkpoint\.json: " + message):
+        load_checkpoint(folder)
+
+
+def test_nan_weights_are_an_error_not_an_output(saved):
+    """The reported case: NaN weights, and ``evaluate`` exited 0 with accuracy 0.3125."""
+    import numpy as np
+
+    _, folder = saved
+    with np.load(folder / "weights.npz") as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    name = next(n for n, a in arrays.items() if a.dtype.kind == "f" and a.size)
+    arrays[name] = np.full_like(arrays[name], np.nan)
+    np.savez(folder / "weights.npz", **arrays)
+    with pytest.raises(DataFormatError, match=rf"weights\.npz: member {name} holds NaN or "
+                                              "infinite weights"):
+        load_checkpoint(folder)
+
+
+def test_wrongly_shaped_or_foreign_weights_are_named(saved):
+    import numpy as np
+
+    _, folder = saved
+    with np.load(folder / "weights.npz") as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    name = next(n for n, a in arrays.items() if a.ndim == 2)
+    np.savez(folder / "weights.npz", **{**arrays, name: np.zeros((3, 3), np.float32)})
+    with pytest.raises(DataFormatError, match=rf"weights\.npz: member {name}: shape \(3, 3\), "
+                                              "expected"):
+        load_checkpoint(folder)
+    torch.save({"w": torch.zeros(2)}, folder / "weights.npz")
+    with pytest.raises(DataFormatError, match=r"weights\.npz: member .* is not an \.npy array"):
+        load_checkpoint(folder)
+
+
+def test_speaker_normalised_checkpoint_says_to_add_the_flag(saved):
+    _, folder = saved
+    checkpoint = load_checkpoint(folder)
+    spec = checkpoint.feature_spec.modalities["audio"]
+    checkpoint.feature_spec.modalities["audio"] = ModalitySpec(
+        spec.extractor, spec.version + "_spknorm-dialogue", spec.global_dim, spec.local_dim,
+        spec.rate_hz)
+    raw = FeatureSpec({**checkpoint.feature_spec.modalities, "audio": spec})
+    with pytest.raises(FeatureSpecMismatch, match="trained on per-speaker normalised audio "
+                                                  "features: add --speaker-norm audio "
+                                                  "--speaker-norm-scope dialogue"):
+        checkpoint.check_features(raw)
+    with pytest.raises(FeatureSpecMismatch, match="trained without per-speaker normalisation: "
+                                                  "drop --speaker-norm"):
+        load_checkpoint(folder).check_features(checkpoint.feature_spec)

@@ -73,3 +73,21 @@ def test_hotspot_subsets_split_the_scored_utterances(run_dir, tiny_dataset):
     expected = len(hotspot_free)
     got = subsets["without_hotspot"]["num_samples"] if subsets["without_hotspot"] else 0
     assert got == expected
+
+
+def test_non_finite_logits_are_an_error_naming_the_utterance(run_dir, tiny_dataset):
+    """NaN scores must never become an accuracy (issue 12: 0.3125 from a NaN checkpoint)."""
+    import torch
+
+    from hotspot_erc.engine.checkpoint import load_checkpoint
+    from hotspot_erc.engine.evaluate import NonFiniteOutput, evaluate_model
+
+    checkpoint = load_checkpoint(run_dir)
+    with torch.no_grad():
+        for parameter in checkpoint.model.parameters():
+            parameter.fill_(float("nan"))
+    first = tiny_dataset.split("test")[0].utterances[0].uid
+    with pytest.raises(NonFiniteOutput, match=rf"NaN or infinite scores \(first at utterance "
+                                              rf"{first},"):
+        evaluate_model(checkpoint.model, tiny_dataset.split("test"), tiny_dataset.label_names,
+                       tiny_dataset.feature_spec)

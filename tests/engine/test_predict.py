@@ -13,6 +13,8 @@ from hotspot_erc.cli import main
 from hotspot_erc.data.transcript import load_transcript
 from hotspot_erc.engine.demo import build_demo
 from hotspot_erc.engine.predict import Predictor
+from hotspot_erc.features.decode import SAMPLE_RATE, load_audio
+from hotspot_erc.features.synth_media import write_video
 from hotspot_erc.report.outputs import write_outputs
 
 
@@ -114,6 +116,33 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(demo, tmp_path, capsys, p
     assert not (out / "predictions.jsonl").exists() and not (out / "report.html").exists()
 
 
+def test_silent_turns_and_a_faceless_video_are_named_in_the_notices(demo, tmp_path, capsys):
+    # The demo conversation's sound with its last turn silenced, under a picture of one plain
+    # colour: both decode, but the last turn has no speech and no frame has a face.
+    utterances = json.loads(Path(demo["transcript"]).read_text())["dialogues"][0]["utterances"]
+    audio = load_audio(demo["media"])
+    audio[int(utterances[-1]["start"] * SAMPLE_RATE):] = 0.0
+    frames = np.full((int(len(audio) / SAMPLE_RATE * 15), 120, 160, 3), (40, 90, 160), np.uint8)
+    media = write_video(tmp_path / "faceless.mp4", frames, 15, audio=audio)
+    out = tmp_path / "prediction"
+    code = main(["predict", "--checkpoint", demo["checkpoint"], "--transcript",
+                 demo["transcript"], "--media", str(media), "--out", str(out), "--quiet",
+                 "--workers", "1"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    count = len(utterances)
+    notices = [line for line in captured.out.splitlines() if line.startswith("notice: ")]
+    assert notices == [
+        f"notice: audio {media}: no speech found (silence?): audio masked for 1 of {count} "
+        "utterances",
+        f"notice: video {media}: no face found in any frame: video masked for all {count} "
+        "utterances"]
+    rows = _read_jsonl(out / "predictions.jsonl")
+    assert [row["modalities"]["audio"]["present"] for row in rows] == [True] * (count - 1) + [
+        False]
+    assert not any(row["modalities"]["video"]["present"] for row in rows)
+
+
 def test_a_checkpoint_of_other_features_is_refused(demo, tmp_path, capsys):
     other = json.loads((Path(demo["checkpoint"]) / "checkpoint" / "checkpoint.json").read_text())
     other["feature_spec"]["audio"]["version"] = "audio0_something_else"
@@ -182,3 +211,45 @@ def test_an_edited_transcript_never_reads_stale_features(demo, tmp_path):
         second["utterances"][0]["modalities"]["text"]["tokens"]
     assert second["utterances"][0]["modalities"]["text"]["tokens"][:2] == ["completely",
                                                                            "different"]
+
+
+def test_a_checkpoint_with_nan_weights_is_refused_before_anything_is_written(demo, tmp_path,
+                                                                            capsys):
+    """Issue 12: ``predict --no-report`` printed ``neutral nan%`` and exited 0."""
+    source = Path(demo["checkpoint"]) / "checkpoint"
+    folder = tmp_path / "nan" / "checkpoint"
+    folder.mkdir(parents=True)
+    (folder / "checkpoint.json").write_bytes((source / "checkpoint.json").read_bytes())
+    with np.load(source / "weights.npz") as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    arrays["classifier.1.bias"] = np.full_like(arrays["classifier.1.bias"], np.nan)
+    np.savez(folder / "weights.npz", **arrays)
+    out = tmp_path / "o"
+    for extra in ([], ["--no-report"]):
+        code = main(["predict", "--checkpoint", str(folder.parent), "--transcript",
+                     demo["transcript"], "--out", str(out), "--quiet", *extra])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1
+        assert "weights.npz: member classifier.1.bias holds NaN or infinite weights" in err
+        assert not out.exists()
+
+
+def test_non_finite_scores_are_an_error_not_a_prediction(demo, tmp_path, capsys, monkeypatch):
+    import torch
+
+    from hotspot_erc.model.model import HotspotERC
+
+    forward = HotspotERC.forward
+
+    def exploding(self, batch):
+        output = forward(self, batch)
+        output.logits = output.logits * torch.tensor(float("inf"))
+        return output
+
+    out = tmp_path / "o"
+    monkeypatch.setattr(HotspotERC, "forward", exploding)
+    code = main(["predict", "--checkpoint", demo["checkpoint"], "--transcript",
+                 demo["transcript"], "--out", str(out), "--quiet", "--no-report"])
+    err = capsys.readouterr().err
+    assert code == 2 and "the model gave NaN or infinite scores" in err
+    assert not (out / "predictions.jsonl").exists()

@@ -13,7 +13,9 @@ from hotspot_erc.features import audio as audio_module
 from hotspot_erc.features.audio import (
     FRAME_COLUMNS,
     GLOBAL_COLUMNS,
+    NO_SPEECH,
     SAMPLE_RATE,
+    TOO_SHORT,
     AudioExtractor,
     AudioSegment,
 )
@@ -116,6 +118,22 @@ def test_energy_detector_masks_silence_too(speech):
                          ids=["none", "empty", "shorter-than-a-window", "digital-silence"])
 def test_nothing_to_describe_gives_missing_record(extractor, samples):
     assert not extractor.extract_one(samples).present
+
+
+@pytest.mark.parametrize("vad", ["silero", "energy", "none"])
+def test_a_missing_record_says_why(speech, vad):
+    # A one-sample recording and ten seconds of digital silence are masked like an utterance
+    # without audio, but unlike it they come with a reason the extraction run reports.
+    extractor = AudioExtractor(vad=vad)
+    segments = [AudioSegment(speech, "A"), AudioSegment(np.array([0.5], np.float32), "A"),
+                AudioSegment(np.zeros(10 * SAMPLE_RATE, np.float32), "B"),
+                AudioSegment(None, "B")]
+    records, reasons = extractor.extract_dialogue_with_reasons(segments)
+    assert [record.present for record in records] == [True, False, False, False]
+    assert reasons == [None, TOO_SHORT, NO_SPEECH, None]
+    plain = extractor.extract_dialogue(segments)
+    np.testing.assert_array_equal(plain[0].local, records[0].local)
+    assert [record.present for record in plain] == [True, False, False, False]
 
 
 def test_missing_segment_keeps_its_place_and_leaves_the_baseline(speech, extractor):

@@ -8,12 +8,16 @@ white frame must land at the sample or frame index its time predicts after decod
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
 
 import numpy as np
 import pytest
 
+from hotspot_erc.features import decode
 from hotspot_erc.features.decode import (
+    MAX_SAMPLE_RATE,
+    MIN_SAMPLE_RATE,
     SAMPLE_RATE,
     MediaError,
     MediaInfo,
@@ -318,6 +322,71 @@ def test_bad_times(media, reader, start, end, words):
     with pytest.raises(MediaError) as caught:
         reader(media["wav"], start=start, end=end)
     _assert_names(caught.value, media["wav"], *words)
+
+
+def _restated(path, offset_in_fmt: int, layout: str, value: int):
+    """``path`` (a wav) with one field of its fmt chunk overwritten (offsets into the chunk's
+    data: 2 is the channel count, 4 the sample rate)."""
+    data = bytearray(path.read_bytes())
+    struct.pack_into(layout, data, data.index(b"fmt ") + 8 + offset_in_fmt, value)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _ffmpeg_must_not_run(command, path, what):
+    raise AssertionError(f"ffmpeg ran on {path}: the header alone should have been refused")
+
+
+@pytest.mark.parametrize("reader", [load_audio, probe])
+@pytest.mark.parametrize("rate", [2 ** 31, 2 ** 31 - 1, 4_000_000, 1, 0])
+def test_a_wav_header_with_an_absurd_sample_rate_is_named(tmp_path, monkeypatch, reader, rate):
+    path = _restated(write_wav(tmp_path / "speech.wav", _tone_track()), 4, "<I", rate)
+    # Refused from the header: nothing of the size the stated rate implies is ever decoded.
+    monkeypatch.setattr(decode, "_run", _ffmpeg_must_not_run)
+    with pytest.raises(MediaError) as caught:
+        reader(path)
+    _assert_names(caught.value, path, "wav header", f"sample rate {rate} hz",
+                  f"expected {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} hz")
+    assert "utterance" not in str(caught.value) and "past the end" not in str(caught.value)
+
+
+def test_a_wav_header_without_channels_is_named(tmp_path):
+    path = _restated(write_wav(tmp_path / "speech.wav", _tone_track()), 2, "<H", 0)
+    with pytest.raises(MediaError) as caught:
+        load_audio(path)
+    _assert_names(caught.value, path, "wav header", "0 channels")
+
+
+@pytest.mark.parametrize("rate", [1, 1_000_000])
+def test_a_flac_header_with_an_absurd_sample_rate_is_named(tmp_path, rate):
+    import soundfile
+
+    path = tmp_path / "speech.flac"
+    soundfile.write(path, _tone_track(), SAMPLE_RATE)
+    data = bytearray(path.read_bytes())
+    # STREAMINFO starts at byte 8; its bytes 10-12 hold the 20-bit rate, then the channels.
+    data[18], data[19] = rate >> 12, (rate >> 4) & 0xFF
+    data[20] = ((rate & 0x0F) << 4) | (data[20] & 0x0F)
+    path.write_bytes(bytes(data))
+    with pytest.raises(MediaError) as caught:
+        load_audio(path)
+    _assert_names(caught.value, path, "flac header", f"sample rate {rate} hz")
+
+
+@pytest.mark.parametrize("rate", [MIN_SAMPLE_RATE, 8000, 96_000, MAX_SAMPLE_RATE])
+def test_plausible_sample_rates_pass_the_header_check(tmp_path, rate):
+    seconds = 0.5
+    samples = load_audio(write_wav(tmp_path / "tone.wav", _tone_track(rate)[:int(seconds * rate)],
+                                   rate))
+    assert abs(len(samples) - seconds * SAMPLE_RATE) <= 2
+
+
+def test_an_empty_recording_is_not_blamed_on_a_segment(tmp_path):
+    path = write_wav(tmp_path / "empty.wav", np.zeros(0, np.float32))
+    with pytest.raises(MediaError) as caught:
+        load_audio(path)
+    _assert_names(caught.value, path, "no audio samples", "empty")
+    assert "past the end" not in str(caught.value)
 
 
 def test_media_error_is_a_runtime_error_with_path_and_reason():

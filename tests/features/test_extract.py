@@ -15,6 +15,7 @@ import pytest
 
 from hotspot_erc.data.manifest import load_manifest
 from hotspot_erc.data.store import FeatureStore
+from hotspot_erc.features.audio import NO_SPEECH, TOO_SHORT
 from hotspot_erc.features.extract import (
     FAILURES_FILE,
     ExtractConfig,
@@ -22,7 +23,8 @@ from hotspot_erc.features.extract import (
     load_extracted,
     media_modalities,
 )
-from hotspot_erc.features.synth_media import face_frames, speak, write_video, write_wav
+from hotspot_erc.features.synth_media import face_frames, silence, speak, write_video, write_wav
+from hotspot_erc.features.video import NO_FACE
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -127,6 +129,66 @@ def test_bad_media_is_reported_and_the_run_goes_on(media, tmp_path):
     assert rerun.extracted == 0 and len(rerun.failures) == len(report.failures)
 
 
+def test_media_with_nothing_to_describe_are_reported_once_per_dialogue(media, tmp_path):
+    # A 1-sample wav, 10 s of digital silence and a plain-colour video with a silent track all
+    # decode; the extractors find nothing in them. The utterances lose that modality, and the
+    # report says so: one entry per dialogue, modality and reason, listing the utterances.
+    write_wav(tmp_path / "one_sample.wav", np.array([0.5], np.float32))
+    write_wav(tmp_path / "zeros.wav", silence(10.0))
+    plain = np.full((45, 120, 160, 3), (40, 90, 160), np.uint8)  # 3 s of one colour
+    write_video(tmp_path / "plain.mp4", plain, 15, audio=silence(3.0))
+    dialogues = [
+        {"id": "quiet", "utterances": [
+            {"id": "q0", "speaker": "A", "media": {"audio": str(media / "first.wav")}},
+            {"id": "q1", "speaker": "B", "media": {"audio": "zeros.wav"}},
+            {"id": "q2", "speaker": "A", "media": {"audio": "zeros.wav"}},
+            {"id": "q3", "speaker": "B", "media": {"audio": "one_sample.wav"}}]},
+        {"id": "blank", "media": {"video": "plain.mp4"}, "utterances": [
+            {"id": "p0", "speaker": "A", "text": "hi", "start": 0.0, "end": 1.5},
+            {"id": "p1", "speaker": "B", "text": "ho", "start": 1.5, "end": 3.0}]}]
+    dataset = load_manifest(_manifest(tmp_path, dialogues, "nothing.json"))
+    config = ExtractConfig(modalities=("audio", "video"), workers=1)
+    report = extract_features(dataset, tmp_path / "store", config, progress=False)
+    found = {(f.modality, Path(f.path).name, f.reason, tuple(f.utterances))
+             for f in report.failures}
+    assert found == {("audio", "zeros.wav", NO_SPEECH, ("q1", "q2")),
+                     ("audio", "one_sample.wav", TOO_SHORT, ("q3",)),
+                     ("audio", "plain.mp4", NO_SPEECH, ("p0", "p1")),
+                     ("video", "plain.mp4", NO_FACE, ("p0", "p1"))}
+    summary = report.summary().splitlines()
+    assert len([line for line in summary if "zeros.wav" in line]) == 1
+    assert any("video: " in line and "plain.mp4" in line and NO_FACE in line
+               and "2 utterance(s)" in line for line in summary)
+    loaded = load_extracted(tmp_path / "store", report)
+    has = {u.uid: (u.has("audio"), u.has("video")) for d in loaded for u in d.utterances}
+    assert has == {"q0": (True, False), "q1": (False, False), "q2": (False, False),
+                   "q3": (False, False), "p0": (False, False), "p1": (False, False)}
+    # Kept in the failure log, so a resumed run reports them too.
+    rerun = extract_features(dataset, tmp_path / "store", config, progress=False)
+    assert rerun.extracted == 0
+    assert {(f.modality, f.reason, tuple(f.utterances)) for f in rerun.failures} == \
+        {(modality, reason, uids) for modality, _, reason, uids in found}
+
+
+def test_a_damaged_sample_rate_is_blamed_on_the_file_not_the_utterance_times(media, tmp_path):
+    # ffmpeg believes a header claiming 4 MHz and decodes 2 s of speech as 8 ms: the report must
+    # name the header, not the utterance times that then seem to lie past the end.
+    path = write_wav(tmp_path / "damaged.wav", speak("Hello there, how are you?"))
+    data = bytearray(path.read_bytes())
+    data[24:28] = (4_000_000).to_bytes(4, "little")  # the fmt chunk's sample rate
+    path.write_bytes(bytes(data))
+    dialogues = [{"id": "damaged", "media": {"audio": "damaged.wav"}, "utterances": [
+        {"id": "d0", "speaker": "A", "text": "hello", "start": 0.1, "end": 0.9},
+        {"id": "d1", "speaker": "B", "text": "there", "start": 1.0, "end": 1.5}]}]
+    dataset = load_manifest(_manifest(tmp_path, dialogues, "damaged.json"))
+    report = extract_features(dataset, tmp_path / "store", ExtractConfig(modalities=("audio",),
+                                                                         workers=1),
+                              progress=False)
+    (failure,) = report.failures
+    assert failure.path == str(path) and failure.utterances == ["d0", "d1"]
+    assert "sample rate 4000000 Hz" in failure.reason and "utterance" not in failure.reason
+
+
 def _many_dialogues(media: Path, count: int) -> Path:
     dialogues = [{"id": f"d{index:02d}", "utterances": [
         {"id": f"d{index:02d}_0", "speaker": "A", "media": {"audio": "first.wav"}},
@@ -206,19 +268,19 @@ def test_crema_d_clips_extract_with_faces(shared_data, tmp_path):
 def test_an_extractor_producing_nan_loses_that_dialogue_only(media, tmp_path, monkeypatch):
     from hotspot_erc.features import audio as audio_module
 
-    original = audio_module.AudioExtractor.extract_dialogue
+    original = audio_module.AudioExtractor.extract_dialogue_with_reasons
 
     def poisoned(self, segments):
-        records = original(self, segments)
+        result = original(self, segments)
         if len(segments) == 2 and segments[1].speaker == "B" and segments[0].samples is not None \
                 and len(segments[0].samples) == len(segments[1].samples):
             # Building a record from non-finite values fails exactly as a broken extractor would.
             from hotspot_erc.data.dialogue import ModalityFeatures
 
             ModalityFeatures(global_vector=np.full(3, np.nan))
-        return records
+        return result
 
-    monkeypatch.setattr(audio_module.AudioExtractor, "extract_dialogue", poisoned)
+    monkeypatch.setattr(audio_module.AudioExtractor, "extract_dialogue_with_reasons", poisoned)
     dialogues = [
         {"id": "same", "utterances": [
             {"id": "s0", "speaker": "A", "media": {"audio": "first.wav"}},

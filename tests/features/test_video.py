@@ -15,7 +15,9 @@ skimage_data = pytest.importorskip("skimage.data")
 from hotspot_erc.features.decode import VideoFrames, read_frames  # noqa: E402
 from hotspot_erc.features.video import (  # noqa: E402
     GLOBAL_COLUMNS,
+    ISOLATED_FACES,
     LOCAL_COLUMNS,
+    NO_FACE,
     VideoExtractor,
     VideoSegment,
     face_geometry,
@@ -147,6 +149,18 @@ def test_a_face_in_one_isolated_frame_is_not_valid(extractor):
                                               blank=[i for i in range(12) if i not in (5, 9, 10)]))
     assert record.present
     assert list(np.flatnonzero(record.local_mask)) == [9, 10]
+
+
+def test_a_missing_record_says_why(extractor):
+    plain = VideoFrames(frames=np.full((12, HEIGHT, WIDTH, 3), (40, 90, 160), np.uint8),
+                        times=np.arange(12) / FPS, fps=FPS)
+    isolated = face_video(count=12, burst=None, blank=[i for i in range(12) if i != 5])
+    segments = [VideoSegment(face_video(count=12, burst=None), "A"), VideoSegment(plain, "A"),
+                VideoSegment(isolated, "B"), VideoSegment(None, "B")]
+    records, reasons = extractor.extract_dialogue_with_reasons(segments)
+    assert [record.present for record in records] == [True, False, False, False]
+    # None for the segment without frames: its caller knows why it has none.
+    assert reasons == [None, NO_FACE, ISOLATED_FACES, None]
 
 
 def test_deterministic_and_independent_of_what_ran_before(extractor):

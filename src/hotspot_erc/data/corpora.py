@@ -17,7 +17,10 @@ The real corpora are read from ``root`` (or the ``HOTSPOT_ERC_DATA`` variable, s
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
+from collections.abc import Callable
 
 from hotspot_erc.data.dialogue import Dataset
 from hotspot_erc.data.iemocap import load_iemocap
@@ -67,33 +70,53 @@ def load_path(path: str | os.PathLike, fmt: str, **options) -> Dataset:
     """Load a file or folder in one of the :data:`FORMATS`.
 
     ``options`` go to the format's loader (e.g. ``label_set="meld"`` for a pack, ``ways=4`` for
-    the IEMOCAP release).
+    the IEMOCAP release); one the loader does not take is a ValueError listing those it takes.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; known formats: "
                          + "; ".join(f"{k} ({v})" for k, v in FORMATS.items()))
+    loader = _loader(fmt)
+    accepted = format_options(fmt)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"format {fmt}: unknown option(s) {', '.join(unknown)}; it accepts "
+                         + (", ".join(accepted) if accepted else "no options"))
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file or folder (format {fmt})")
+    return loader(path, **options)
+
+
+def format_options(fmt: str) -> list[str]:
+    """The options (keyword arguments) the loader of format ``fmt`` takes besides the path."""
+    loader = _loader(fmt)
+    fixed = set(loader.keywords) if isinstance(loader, functools.partial) else set()
+    parameters = list(inspect.signature(loader).parameters.values())[1:]
+    return [p.name for p in parameters if p.name not in fixed
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def _loader(fmt: str) -> Callable[..., Dataset]:
+    """The function that reads format ``fmt``, imported only when that format is asked for."""
     if fmt == "store":
         from hotspot_erc.data.store import load_store
 
-        return load_store(path, **options)
+        return load_store
     if fmt == "manifest":
         from hotspot_erc.data.manifest import load_manifest
 
-        return load_manifest(path, **options)
+        return load_manifest
     if fmt == "corect-pack":
         from hotspot_erc.data.feature_packs import load_corect_pack
 
-        return load_corect_pack(path, **options)
+        return load_corect_pack
     if fmt == "mmgcn-pack":
         from hotspot_erc.data.feature_packs import load_mmgcn_pack
 
-        return load_mmgcn_pack(path, **options)
+        return load_mmgcn_pack
     if fmt == "iemocap-release":
         from hotspot_erc.data.iemocap_release import load_iemocap_release
 
-        return load_iemocap_release(path, **options)
+        return load_iemocap_release
     from hotspot_erc.data.cosmic import load_cosmic
 
-    return load_cosmic(path, fmt.split("-", 1)[1], **options)
+    return functools.partial(load_cosmic, corpus=fmt.split("-", 1)[1])

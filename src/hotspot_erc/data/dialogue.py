@@ -20,6 +20,7 @@ Labels are stored as names (``"hap"``); the dataset's ``label_names`` fixes thei
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -145,6 +146,13 @@ class Dialogue:
         return list(dict.fromkeys(u.speaker for u in self.utterances))
 
 
+_SPEC_FIELDS = ("extractor", "version", "global_dim", "local_dim", "rate_hz")
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 @dataclass
 class ModalitySpec:
     """How one modality's features were made: extractor name and version, and dimensions."""
@@ -162,8 +170,27 @@ class ModalitySpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> ModalitySpec:
-        return cls(extractor=str(data["extractor"]), version=str(data["version"]),
-                   global_dim=int(data["global_dim"]), local_dim=int(data["local_dim"]),
+        """The spec saved by :meth:`to_dict`; a missing or malformed field is a
+        :class:`DataFormatError` naming it."""
+        if not isinstance(data, dict):
+            raise DataFormatError(f"expected an object with the fields {', '.join(_SPEC_FIELDS)}, "
+                                  f"got {type(data).__name__}")
+        for name, valid, wanted in (
+                ("extractor", lambda v: isinstance(v, str) and v, "a name"),
+                ("version", lambda v: isinstance(v, str), "a string"),
+                ("global_dim", _positive_int, "an integer >= 1"),
+                ("local_dim", _positive_int, "an integer >= 1"),
+                ("rate_hz", lambda v: v is None or (isinstance(v, (int, float))
+                                                    and not isinstance(v, bool) and v > 0
+                                                    and math.isfinite(v)), "a number > 0 or null")):
+            if name not in data and name != "rate_hz":
+                raise DataFormatError(f"field {name!r} is missing (a modality spec has "
+                                      f"{', '.join(_SPEC_FIELDS)})")
+            if not valid(data.get(name)):
+                raise DataFormatError(f"field {name!r}: expected {wanted}, got "
+                                      f"{data.get(name)!r:.60}")
+        return cls(extractor=data["extractor"], version=data["version"],
+                   global_dim=data["global_dim"], local_dim=data["local_dim"],
                    rate_hz=None if data.get("rate_hz") is None else float(data["rate_hz"]))
 
 
@@ -178,7 +205,16 @@ class FeatureSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> FeatureSpec:
-        return cls({name: ModalitySpec.from_dict(spec) for name, spec in data.items()})
+        if not isinstance(data, dict):
+            raise DataFormatError(f"expected an object of modality specs, got "
+                                  f"{type(data).__name__}")
+        modalities = {}
+        for name, spec in data.items():
+            try:
+                modalities[name] = ModalitySpec.from_dict(spec)
+            except DataFormatError as error:
+                raise DataFormatError(f"modality {name!r}: {error}") from None
+        return cls(modalities)
 
     def mismatches(self, other: FeatureSpec) -> list[str]:
         """Human-readable differences between what ``self`` expects and what ``other`` has."""

@@ -57,7 +57,9 @@ from __future__ import annotations
 
 import collections
 import io
+import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -168,6 +170,7 @@ def _tensor_as_array(storage: object, offset: object, size: object, stride: obje
         raise DataFormatError(f"a tensor needs a storage, got {type(storage).__name__}")
     if backward_hooks:
         raise DataFormatError("a tensor with backward hooks cannot be loaded safely")
+    _check_view(storage, offset, size, stride)
     try:
         tensor = _rebuild_tensor_v2(storage, offset, tuple(size), tuple(stride), False,
                                     collections.OrderedDict())
@@ -176,6 +179,28 @@ def _tensor_as_array(storage: object, offset: object, size: object, stride: obje
     if tensor.is_floating_point():
         tensor = tensor.to(torch.float32)
     return tensor.detach().numpy().copy()
+
+
+def _check_view(storage, offset: object, size: object, stride: object) -> None:
+    """A tensor must read only elements its storage holds, and no more elements than it holds:
+    a view with stride 0 repeats one element, so a 2 KB file could ask for a huge array."""
+    if not (isinstance(size, (tuple, list)) and isinstance(stride, (tuple, list))
+            and len(size) == len(stride) and isinstance(offset, int)
+            and all(isinstance(n, int) and n >= 0 for n in (offset, *size, *stride))):
+        raise DataFormatError(f"a tensor's offset, size and stride must be non-negative "
+                              f"integers of one length each, got {offset!r:.20}, {size!r:.40}, "
+                              f"{stride!r:.40}")
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "TypedStorage is deprecated"
+        held = storage.size() if isinstance(storage, torch.TypedStorage) else storage.nbytes()
+    count = math.prod(size)
+    last = offset + sum((n - 1) * step for n, step in zip(size, stride, strict=True))
+    if count and (count > held or last >= held):
+        raise DataFormatError(f"a tensor of size {tuple(size)} and stride {tuple(stride)} at "
+                              f"offset {offset} reads beyond or repeats its storage of {held:,} "
+                              "elements (a tensor is read only as the storage holds it)")
 
 
 PACK_GLOBALS: Mapping[tuple[str, str], object] = {
@@ -404,6 +429,9 @@ def _build_dialogue(did: str, speakers: object, labels: object, sentences: objec
     speakers_field, labels_field, sentences_field = field_names
     labels = _as_sequence(labels, labels_field, where)
     count = len(labels)
+    if count == 0:
+        raise DataFormatError(f"{where}: field {labels_field!r} is empty: a dialogue needs at "
+                              "least one utterance")
     speakers = _as_sequence(speakers, speakers_field, where)
     sentences = _as_sequence(sentences, sentences_field, where)
     _check_length(speakers, count, speakers_field, labels_field, where)
@@ -434,7 +462,7 @@ def _vectors(value: object, count: int, field: str, labels_field: str, modality:
     vectors = []
     for index, row in enumerate(rows):
         at = f"{where}, utterance {index}"
-        vector = np.asarray(row) if isinstance(row, (list, tuple, np.ndarray)) else None
+        vector = _array(row)
         if vector is None or vector.ndim != 1 or vector.size == 0 or \
                 vector.dtype.kind not in "biuf":
             raise DataFormatError(f"{at}: field {field!r} must hold one numeric vector per "
@@ -446,6 +474,17 @@ def _vectors(value: object, count: int, field: str, labels_field: str, modality:
     if not vectors:
         return np.zeros((0, dims.dims.get(modality, 0)), dtype=np.float32)
     return np.stack(vectors)
+
+
+def _array(value: object) -> np.ndarray | None:
+    """``value`` as a numpy array if it is a list, tuple or array that makes one (nested lists
+    of unequal lengths do not), else None."""
+    if not isinstance(value, (list, tuple, np.ndarray)):
+        return None
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError):
+        return None
 
 
 def _as_sequence(value: object, field: str, where: str) -> Sequence:
@@ -481,7 +520,7 @@ def _speaker_name(value: object, field: str, at: str) -> str:
         return value
     if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
         return f"speaker{int(value)}"
-    vector = np.asarray(value) if isinstance(value, (list, tuple, np.ndarray)) else None
+    vector = _array(value)
     if (vector is not None and vector.ndim == 1 and vector.dtype.kind in "biuf"
             and np.all((vector == 0) | (vector == 1)) and vector.sum() == 1):
         return f"speaker{int(np.argmax(vector))}"
@@ -491,13 +530,16 @@ def _speaker_name(value: object, field: str, at: str) -> str:
 
 def _id_list(value: object, field: str, source: str) -> list:
     """A split's dialogue ids in the pack's order; a set has none, so it is sorted."""
-    if isinstance(value, (set, frozenset)):
-        return sorted(value, key=str)
-    if isinstance(value, (list, tuple, np.ndarray)):
+    if isinstance(value, (set, frozenset, list, tuple, np.ndarray)):
         ids = list(value)
+        odd = [key for key in ids if not isinstance(key, (str, int, np.str_, np.integer))
+               or isinstance(key, bool)]
+        if odd:
+            raise DataFormatError(f"{source}: field {field!r}: a dialogue id must be a string or "
+                                  f"an integer, got {_describe(odd[0])}")
         if len({str(key) for key in ids}) != len(ids):
             raise DataFormatError(f"{source}: field {field!r} lists a dialogue twice")
-        return ids
+        return sorted(ids, key=str) if isinstance(value, (set, frozenset)) else ids
     raise DataFormatError(f"{source}: field {field!r} must be a list of dialogue ids, got "
                           f"{_describe(value)}")
 

@@ -62,12 +62,27 @@ def load_manifest(path: str | os.PathLike) -> Dataset:
     except UnicodeDecodeError as error:
         raise DataFormatError(f"{path}: not UTF-8 text (byte {error.start}); save the manifest "
                               "as UTF-8") from error
+    return parse_manifest(parse_json(text, path), path)
+
+
+def parse_json(text: str, path: str | os.PathLike) -> object:
+    """``text`` parsed as JSON; any reason it cannot be raises a DataFormatError naming ``path``.
+
+    Beyond syntax errors, Python's parser refuses nesting deeper than its recursion limit
+    (RecursionError) and integers of more than 4300 digits (ValueError); both come from files
+    no one writes by hand, and both must still be a clear error, not a traceback.
+    """
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as error:
         raise DataFormatError(f"{path}: not valid JSON (line {error.lineno}, column "
                               f"{error.colno}: {error.msg})") from error
-    return parse_manifest(data, path)
+    except RecursionError:
+        raise DataFormatError(f"{path}: cannot be read as JSON: arrays or objects are nested too "
+                              "deeply to read") from None
+    except ValueError:
+        raise DataFormatError(f"{path}: cannot be read as JSON: an integer has more digits than "
+                              "can be read (over 4300)") from None
 
 
 def parse_manifest(data: object, path: str | os.PathLike = "<manifest>") -> Dataset:
@@ -80,6 +95,7 @@ def parse_manifest(data: object, path: str | os.PathLike = "<manifest>") -> Data
 
     if not isinstance(data, dict):
         raise DataFormatError(f"{path}: expected a JSON object with a 'dialogues' list")
+    _check_unicode(data, fail)
     _unknown(data, _TOP_KEYS, "", fail)
     dialogues_data = data.get("dialogues")
     if not isinstance(dialogues_data, list) or not dialogues_data:
@@ -141,6 +157,28 @@ def parse_manifest(data: object, path: str | os.PathLike = "<manifest>") -> Data
                    description=str(data.get("description", f"manifest {path}")))
 
 
+def _check_unicode(data: dict, fail) -> None:
+    """Refuse a string holding a lone surrogate: JSON's ``\\ud800`` escapes allow one, but it is
+    not text and no file or terminal can be written with it later. Walks without recursion, as
+    the JSON parser nests deeper than a recursive walk may."""
+    pending: list[tuple[str, object]] = [("", data)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as error:
+                raise fail(where or "(top level)",
+                           f"the string holds {value[error.start]!r}, a lone UTF-16 surrogate "
+                           "(not valid Unicode text)") from None
+        elif isinstance(value, dict):
+            for key, child in value.items():
+                pending += [(f"{where}.{key}" if where else key, key),
+                            (f"{where}.{key}" if where else key, child)]
+        elif isinstance(value, list):
+            pending += [(f"{where}[{index}]", child) for index, child in enumerate(value)]
+
+
 def _unknown(entry: dict, allowed: set[str], where: str, fail) -> None:
     extra = sorted(set(entry) - allowed)
     if extra:
@@ -156,10 +194,17 @@ def _string(value: object, field: str, fail) -> str:
 def check_seconds(value: object, field: str, fail) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
-            value) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise fail(field, f"expected a finite number of seconds >= 0, got {value!r}")
-    return float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:
+        # An integer beyond a float's range (JSON sets no limit) is as unusable as infinity.
+        raise fail(field, "expected a finite number of seconds >= 0, got an integer too large "
+                   "for a float") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise fail(field, f"expected a finite number of seconds >= 0, got {value!r}")
+    return seconds
 
 
 def check_media(value: object, field: str, base: Path, fail) -> dict[str, str]:
@@ -170,7 +215,10 @@ def check_media(value: object, field: str, base: Path, fail) -> dict[str, str]:
         if modality not in MEDIA_MODALITIES:
             raise fail(f"{field}.{modality}", f"unknown modality; expected one of "
                        f"{', '.join(MEDIA_MODALITIES)}")
-        media[modality] = str((base / _string(file, f"{field}.{modality}", fail)).resolve())
+        file = _string(file, f"{field}.{modality}", fail)
+        if "\x00" in file:
+            raise fail(f"{field}.{modality}", "a file name cannot hold a NUL character")
+        media[modality] = str((base / file).resolve())
     return media
 
 

@@ -16,12 +16,26 @@ through :func:`safe_load`, whose unpickler resolves a global only from an allow-
 Every other global raises :class:`UnsafePickleError` before anything is called; the name is looked
 up in the table, never imported. Callers that need more (a feature pack that stores its own record
 class) pass ``allowed``, a map from ``(module, name)`` to the safe object to use in its place.
+
+A pickle also decides sizes, so a few bytes can ask for gigabytes. Against that:
+
+* the file is read whole into memory (after checking its size against the limit
+  ``pickle_bytes`` of :mod:`hotspot_erc.limits`), so a length field larger than the file is a
+  truncated read, not an allocation;
+* Python's own unpickler (the pure-Python one) keeps its memo in a dict: the C unpickler sizes
+  an array by the largest memo index, and a 10-byte pickle naming index 2^26 costs it 1 GB;
+* every call the pickle makes is checked first (:func:`_check_call`): ``bytes(n)`` and
+  ``bytearray(n)`` may not ask for more bytes than the file holds, ``numpy.ndarray`` is never
+  called directly (numpy pickles arrays through ``_reconstruct``, whose shape must fit the file
+  too), so an array's data always comes from the file itself.
 """
 
 from __future__ import annotations
 
 import collections
 import importlib
+import io
+import math
 import os
 import pickle
 import struct
@@ -31,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from hotspot_erc.data.dialogue import DataFormatError
+from hotspot_erc.limits import check_limit
 
 # Errors a malformed byte stream raises inside the unpickler (a REDUCE with wrong arguments, a
 # truncated frame, a bad opcode); all of them mean "this file is not a valid pickle".
@@ -83,10 +98,17 @@ def _default_allowed() -> dict[tuple[str, str], object]:
 SAFE_GLOBALS: Mapping[tuple[str, str], object] = _default_allowed()
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file, allowed: Mapping[tuple[str, str], object], encoding: str) -> None:
-        super().__init__(file, encoding=encoding)
+class _RestrictedUnpickler(pickle._Unpickler):
+    """Python's pure-Python unpickler with :meth:`find_class` restricted to ``allowed`` and
+    every call checked by :func:`_check_call` (``file_size`` bounds what a call may allocate)."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def __init__(self, data: bytes, allowed: Mapping[tuple[str, str], object],
+                 encoding: str) -> None:
+        super().__init__(io.BytesIO(data), encoding=encoding)
         self._allowed = allowed
+        self._file_size = len(data)
 
     def find_class(self, module: str, name: str) -> object:
         try:
@@ -97,6 +119,54 @@ class _RestrictedUnpickler(pickle.Unpickler):
                 "containers, numbers, strings and numpy arrays (pass allowed= to admit a class "
                 "through a safe stand-in)") from None
 
+    # The opcodes that call something: the callable and its arguments are on the stack.
+    def load_reduce(self) -> None:
+        _check_call(self.stack[-2], self.stack[-1], self._file_size)
+        super().load_reduce()
+
+    def load_newobj(self) -> None:
+        _check_call(self.stack[-2], self.stack[-1], self._file_size)
+        super().load_newobj()
+
+    def load_newobj_ex(self) -> None:
+        _check_call(self.stack[-3], self.stack[-2], self._file_size)
+        super().load_newobj_ex()
+
+    def _instantiate(self, klass, args) -> None:  # the INST and OBJ opcodes
+        _check_call(klass, args, self._file_size)
+        super()._instantiate(klass, args)
+
+    dispatch[pickle.REDUCE[0]] = load_reduce
+    dispatch[pickle.NEWOBJ[0]] = load_newobj
+    dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
+
+
+def _check_call(function: object, args: object, file_size: int) -> None:
+    """Refuse a call that would allocate more than the pickle file could hold as data."""
+    if not isinstance(args, (tuple, list)):
+        return  # the unpickler itself refuses arguments that are not a tuple
+    if function is np.ndarray:
+        raise DataFormatError("a direct call of numpy.ndarray (numpy pickles an array through "
+                              "_reconstruct and its data; this one would allocate unfilled "
+                              "memory)")
+    if function in (bytes, bytearray) and args and isinstance(args[0], int) \
+            and not isinstance(args[0], bool):
+        _check_size(args[0], f"{function.__name__}({args[0]})", file_size)
+    if function is _RECONSTRUCT and len(args) >= 2:
+        shape = args[1] if isinstance(args[1], (tuple, list)) else (args[1],)
+        if not all(isinstance(n, int) and n >= 0 for n in shape):
+            raise DataFormatError(f"numpy _reconstruct with the shape {shape!r:.60}")
+        _check_size(math.prod(shape), f"an array of shape {tuple(shape)!r:.60}", file_size)
+
+
+def _check_size(size: int, what: str, file_size: int) -> None:
+    if size > file_size:
+        raise DataFormatError(f"{what} asks for {size:,} bytes or elements, more than the "
+                              f"whole file holds ({file_size:,} bytes)")
+
+
+_RECONSTRUCT = SAFE_GLOBALS[("numpy._core.multiarray", "_reconstruct")]
+
 
 def safe_load(path: str | os.PathLike, allowed: Mapping[tuple[str, str], object] | None = None,
               encoding: str = "latin1") -> object:
@@ -105,18 +175,28 @@ def safe_load(path: str | os.PathLike, allowed: Mapping[tuple[str, str], object]
     ``allowed`` adds ``(module, name) -> stand-in`` entries on top of the defaults. ``encoding``
     decodes Python 2 ``str`` objects (``"latin1"`` keeps their bytes, as numpy arrays need).
 
-    Raises :class:`UnsafePickleError` for a refused global and :class:`DataFormatError` for a
-    truncated or corrupt file, both naming the file.
+    Raises :class:`UnsafePickleError` for a refused global, and :class:`DataFormatError` for a
+    truncated or corrupt file or one that asks for more memory than it could fill (a
+    :class:`~hotspot_erc.limits.LimitExceeded` for a file above the limit ``pickle_bytes``), all
+    naming the file.
     """
     path = Path(path)
+    check_limit("pickle_bytes", path.stat().st_size, f"{path}: the pickle's size (bytes)")
+    data = path.read_bytes()
     table = dict(SAFE_GLOBALS)
     table.update(allowed or {})
-    with open(path, "rb") as stream:
-        try:
-            return _RestrictedUnpickler(stream, table, encoding).load()
-        except UnsafePickleError as error:
-            raise UnsafePickleError(f"{path}: {error}") from None
-        except _CORRUPT_PICKLE_ERRORS as error:
-            raise DataFormatError(
-                f"{path}: not a readable pickle ({type(error).__name__}: {error}); the file may "
-                "be truncated or corrupt") from error
+    try:
+        return _RestrictedUnpickler(data, table, encoding).load()
+    except UnsafePickleError as error:
+        raise UnsafePickleError(f"{path}: {error}") from None
+    except DataFormatError as error:
+        raise DataFormatError(f"{path}: {error}") from None
+    except _CORRUPT_PICKLE_ERRORS as error:
+        raise DataFormatError(
+            f"{path}: not a readable pickle ({type(error).__name__}: {error}); the file may "
+            "be truncated or corrupt") from error
+    except (MemoryError, RecursionError) as error:
+        # What the checks above cannot foresee (a deeply nested structure, an allow-listed
+        # stand-in that allocates): still the file's fault, and still one clear error.
+        raise DataFormatError(f"{path}: cannot be unpickled within this machine's limits "
+                              f"({type(error).__name__})") from None

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
@@ -52,6 +51,7 @@ from hotspot_erc.data.dialogue import (
     ModalitySpec,
     Utterance,
 )
+from hotspot_erc.data.safe_npz import read_npz
 
 FORMAT_VERSION = 1
 METADATA_FILE = "store.json"
@@ -348,12 +348,12 @@ def _parse_metadata(path: Path) -> dict:
 def _parse_spec(path: Path) -> ModalitySpec:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return ModalitySpec.from_dict(data)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise DataFormatError(f"{path}: not readable JSON ({error})") from error
-    except (KeyError, TypeError, ValueError) as error:
-        raise DataFormatError(f"{path}: field {error} is missing or malformed; expected "
-                              "extractor, version, global_dim, local_dim, rate_hz") from error
+    try:
+        return ModalitySpec.from_dict(data)
+    except DataFormatError as error:
+        raise DataFormatError(f"{path}: {error}") from None
 
 
 def _check_spec(path: Path, spec: ModalitySpec) -> bool:
@@ -419,11 +419,7 @@ def _concatenate(parts: list[np.ndarray], empty_shape: tuple[int, ...], dtype) -
 
 def _read_records(path: Path, uids: list[str], spec: ModalitySpec) -> list[ModalityFeatures]:
     """Read one dialogue file and unpack it into one record per utterance."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise DataFormatError(f"{path}: not a readable npz file ({error})") from error
+    arrays = read_npz(path)
     count = len(uids)
 
     def field(name: str, shape: tuple[int, ...]) -> np.ndarray:

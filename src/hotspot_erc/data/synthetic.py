@@ -42,6 +42,7 @@ hotspot) as strings, for tests and explanations; the model never reads them.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,6 +56,7 @@ from hotspot_erc.data.dialogue import (
     ModalitySpec,
     Utterance,
 )
+from hotspot_erc.fields import type_problems
 
 LABEL_NAMES: tuple[str, ...] = ("hap", "sad", "neu", "ang", "exc", "fru")
 # Class pairs that share part of their signature; pair_disambiguators[k] tells them apart.
@@ -152,12 +154,31 @@ class SyntheticConfig:
     distractor_probability: float = 0.1
     distractor_amplitude_ratio: float = 0.5
 
+    @classmethod
+    def from_dict(cls, data: dict) -> SyntheticConfig:
+        """The config with the knobs of ``data`` changed (e.g. from ``--synthetic-set``); a key
+        that is not a knob is a ValueError listing the knobs."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ValueError(f"SyntheticConfig: unknown keys {unknown}; known keys: "
+                             + ", ".join(known))
+        return cls(**data)
+
     def __post_init__(self) -> None:
+        # Types first: the range checks below cannot compare a string with a number.
+        problems = [f"{name}: {problem}" for name, problem in type_problems(self).items()]
+        if problems:
+            raise ValueError("SyntheticConfig: " + "; ".join(problems))
         self.modalities = tuple(self.modalities)
         self.class_prior = tuple(float(p) for p in self.class_prior)
         self.pair_disambiguators = tuple(self.pair_disambiguators)
-        problems = []
-        for name in ("num_train", "num_valid", "num_test"):
+        if self.seed < 0:
+            problems.append(f"seed must be >= 0, got {self.seed}")
+        if self.num_train < 1:
+            problems.append(f"num_train must be >= 1 (training needs dialogues), got "
+                            f"{self.num_train}")
+        for name in ("num_valid", "num_test"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0")
         for low, high, least in (("min_speakers", "max_speakers", 1),

@@ -50,7 +50,6 @@ from __future__ import annotations
 import csv
 import html
 import io
-import json
 import math
 import os
 import re
@@ -58,7 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hotspot_erc.data.dialogue import DataFormatError, Dialogue, Utterance
-from hotspot_erc.data.manifest import check_media, check_seconds, parse_manifest
+from hotspot_erc.data.manifest import check_media, check_seconds, parse_json, parse_manifest
 from hotspot_erc.data.meld import parse_meld_time
 
 FORMATS: tuple[str, ...] = ("json", "srt", "vtt", "csv")
@@ -68,7 +67,11 @@ MAX_SPEAKER_CHARS = 40
 _TIME_EPSILON_S = 5e-4
 
 _TIMING = re.compile(r"\s*(\S+?)\s*-->\s*(\S+)(?:\s.*)?")
-_CLOCK = re.compile(r"(?:(\d+):)?([0-5]\d):([0-5]\d)[,.](\d{3})")
+# Hours: at most 7 digits (over a thousand years); thousands of digits overflow int() and float.
+_CLOCK = re.compile(r"(?:(\d{1,7}):)?([0-5]\d):([0-5]\d)[,.](\d{3})")
+# The longest CSV clock time read (7 hour digits, as _CLOCK): longer ones are refused before
+# parse_meld_time, which reads any number of hour digits.
+_MAX_CLOCK_CHARS = len("1234567:00:00,000")
 _WEBVTT_HEADER = re.compile(r"WEBVTT(?:[ \t].*)?")
 _WEBVTT_META_BLOCK = re.compile(r"(?:NOTE|STYLE|REGION)(?:[ \t].*)?")
 _VOICE = re.compile(r"<v(?:\.[^\s>]*)?[ \t]+([^>]*)>")
@@ -170,24 +173,22 @@ def _read_text(path: Path) -> str:
 
 
 def _parse_json(text: str, path: Path) -> tuple[Dialogue, list[_Turn]]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise DataFormatError(f"{path}: not valid JSON (line {error.lineno}, column "
-                              f"{error.colno}: {error.msg})") from error
+    data = parse_json(text, path)
     if isinstance(data, dict) and "dialogues" in data:
         manifest, prefix = data, "dialogues[0]."
         dialogues = data["dialogues"]
-        if isinstance(dialogues, list):
-            if not dialogues:
-                raise DataFormatError(f"{path}: empty transcript (field dialogues is empty)")
-            if len(dialogues) > 1:
-                raise DataFormatError(
-                    f"{path}: field dialogues holds {len(dialogues)} dialogues; a transcript is "
-                    f"one conversation: keep one dialogue in the file (or run "
-                    f"'hotspot-erc extract --manifest' for a corpus)")
-            if isinstance(dialogues[0], dict) and "id" not in dialogues[0]:
-                manifest = {**data, "dialogues": [{"id": path.stem, **dialogues[0]}]}
+        if not isinstance(dialogues, list):
+            raise DataFormatError(f"{path}: field dialogues: expected a list holding one "
+                                  f"dialogue, got {type(dialogues).__name__}")
+        if not dialogues:
+            raise DataFormatError(f"{path}: empty transcript (field dialogues is empty)")
+        if len(dialogues) > 1:
+            raise DataFormatError(
+                f"{path}: field dialogues holds {len(dialogues)} dialogues; a transcript is "
+                f"one conversation: keep one dialogue in the file (or run "
+                f"'hotspot-erc extract --manifest' for a corpus)")
+        if isinstance(dialogues[0], dict) and "id" not in dialogues[0]:
+            manifest = {**data, "dialogues": [{"id": path.stem, **dialogues[0]}]}
     elif isinstance(data, dict) and "utterances" in data:
         manifest, prefix = {"dialogues": [{"id": path.stem, **data}]}, ""
     else:
@@ -282,9 +283,9 @@ def _cue_times(timing: str, path: Path, at: str) -> tuple[float, float]:
         clock = _CLOCK.fullmatch(stamp)
         if clock is None:
             raise DataFormatError(
-                f"{path}: {at}: malformed time {stamp!r}; expected HH:MM:SS,mmm (SubRip) or "
-                f"HH:MM:SS.mmm / MM:SS.mmm (WebVTT), minutes and seconds below 60, three "
-                f"digits of milliseconds")
+                f"{path}: {at}: malformed time {stamp[:40]!r}; expected HH:MM:SS,mmm (SubRip) "
+                f"or HH:MM:SS.mmm / MM:SS.mmm (WebVTT), at most 7 digits of hours, minutes and "
+                f"seconds below 60, three digits of milliseconds")
         hours, minutes, seconds, milliseconds = (int(part or 0) for part in clock.groups())
         times.append(hours * 3600 + minutes * 60 + seconds + milliseconds / 1000)
     return times[0], times[1]
@@ -422,6 +423,9 @@ def _csv_utterance(cells: list[str], columns: _CsvColumns, path: Path, at: str,
 
 
 def _clock_cell(value: str, path: Path, at: str, field: str) -> float:
+    if len(value) > _MAX_CLOCK_CHARS:
+        raise DataFormatError(f"{path}: {at}: field {field!r}: {value[:20]!r}... is not a time "
+                              f"HH:MM:SS,mmm (at most {_MAX_CLOCK_CHARS} characters)")
     return parse_meld_time(value, f"{path}: {at}: field {field!r}")
 
 

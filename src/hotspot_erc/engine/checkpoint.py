@@ -13,6 +13,7 @@ features that do not match what the model was trained on, with a message naming 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,9 @@ import torch
 from hotspot_erc import __version__
 from hotspot_erc.atomic import write_json, write_npz
 from hotspot_erc.data.dialogue import DataFormatError, FeatureSpec
+from hotspot_erc.data.safe_npz import ShapeMismatch, read_npz
+from hotspot_erc.data.speaker_norm import speaker_norm_scope
+from hotspot_erc.limits import check_limit
 from hotspot_erc.model.config import ModelConfig
 from hotspot_erc.model.model import HotspotERC
 
@@ -57,9 +61,7 @@ class Checkpoint:
         if problems:
             raise FeatureSpecMismatch(
                 f"checkpoint {self.path or ''} cannot read the features of {source}: "
-                + "; ".join(problems)
-                + ". Extract the features with the extractors the checkpoint records "
-                  "(see checkpoint.json, 'feature_spec').")
+                + "; ".join(problems) + ". " + self._remedy(found))
         notices = []
         for name in self.feature_spec.modalities:
             if name not in found.modalities:
@@ -71,12 +73,27 @@ class Checkpoint:
         return notices
 
 
+    def _remedy(self, found: FeatureSpec) -> str:
+        """What to do about a mismatch: the speaker-normalisation flag where that is the only
+        difference, else the extractors the checkpoint records."""
+        wanted = {name: speaker_norm_scope(spec) for name, spec in
+                  self.feature_spec.modalities.items() if name in found.modalities}
+        given = {name: speaker_norm_scope(found.modalities[name]) for name in wanted}
+        if wanted != given:
+            normalised = sorted(name for name, scope in wanted.items() if scope)
+            if normalised:
+                scopes = sorted({wanted[name] for name in normalised})
+                return (f"The checkpoint was trained on per-speaker normalised "
+                        f"{', '.join(normalised)} features: add --speaker-norm "
+                        f"{','.join(normalised)} --speaker-norm-scope {scopes[0]}.")
+            return ("The checkpoint was trained without per-speaker normalisation: drop "
+                    "--speaker-norm.")
+        return ("Extract the features with the extractors the checkpoint records (see "
+                "checkpoint.json, 'feature_spec').")
+
+
 def state_to_arrays(state: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     return {name: value.detach().cpu().numpy() for name, value in state.items()}
-
-
-def arrays_to_state(arrays) -> dict[str, torch.Tensor]:
-    return {name: torch.from_numpy(np.array(arrays[name])) for name in arrays.files}
 
 
 def save_checkpoint(folder: str | os.PathLike, model: HotspotERC, label_names: list[str],
@@ -99,7 +116,14 @@ def save_checkpoint(folder: str | os.PathLike, model: HotspotERC, label_names: l
 
 
 def load_checkpoint(folder: str | os.PathLike) -> Checkpoint:
-    """Rebuild the model of a checkpoint folder (or of a run folder holding ``checkpoint/``)."""
+    """Rebuild the model of a checkpoint folder (or of a run folder holding ``checkpoint/``).
+
+    Everything is checked before memory is committed to it: the config's fields and the number
+    of parameters it asks for (limit ``model_params``, counted on PyTorch's ``meta`` device,
+    which allocates nothing), then each array's name and shape against that model before the
+    array is read, then that every weight is finite. A problem is a :class:`DataFormatError`
+    naming the file and the field.
+    """
     folder = Path(folder)
     if not (folder / CHECKPOINT_FILE).exists() and (folder / "checkpoint" /
                                                      CHECKPOINT_FILE).exists():
@@ -107,24 +131,80 @@ def load_checkpoint(folder: str | os.PathLike) -> Checkpoint:
     meta_path = folder / CHECKPOINT_FILE
     if not meta_path.exists():
         raise FileNotFoundError(f"{folder} is not a checkpoint: {CHECKPOINT_FILE} not found")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DataFormatError(f"{meta_path}: not valid JSON ({error})") from error
-    for key in ("model_config", "label_names", "feature_spec"):
-        if key not in meta:
-            raise DataFormatError(f"{meta_path}: missing field {key!r}")
-    model = HotspotERC(ModelConfig.from_dict(meta["model_config"]))
+    meta = _read_meta(meta_path)
+    config = _model_config(meta["model_config"], meta_path)
+    with torch.device("meta"):
+        shapes = {name: tuple(value.shape) for name, value in
+                  _build(config, meta_path).state_dict().items()}
+    check_limit("model_params", sum(math.prod(shape) for shape in shapes.values()),
+                f"{meta_path}: field model_config: the model's parameters")
     weights_path = folder / WEIGHTS_FILE
     try:
-        with np.load(weights_path, allow_pickle=False) as arrays:
-            state = arrays_to_state(arrays)
-    except (OSError, ValueError) as error:
-        raise DataFormatError(f"{weights_path}: cannot read the weights ({error})") from error
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise DataFormatError(f"{weights_path}: weights do not fit the config "
-                              f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+        arrays = read_npz(weights_path, expected=shapes)
+    except ShapeMismatch as error:
+        raise ShapeMismatch(f"{error} (the model that field model_config of {meta_path} "
+                            "describes)") from None
+    state = _weights(arrays, weights_path)
+    model = _build(config, meta_path)
+    model.load_state_dict(state)
     model.eval()
-    return Checkpoint(model, list(meta["label_names"]), FeatureSpec.from_dict(meta["feature_spec"]),
-                      meta.get("train_config", {}), meta.get("epoch"), folder)
+    return Checkpoint(model, meta["label_names"], meta["feature_spec"], meta["train_config"],
+                      meta["epoch"], folder)
+
+
+def _read_meta(path: Path) -> dict:
+    """``checkpoint.json`` with its fields checked; ``feature_spec`` parsed."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise DataFormatError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(meta, dict):
+        raise DataFormatError(f"{path}: expected a JSON object")
+    for key, kind in (("model_config", dict), ("label_names", list), ("feature_spec", dict)):
+        if key not in meta:
+            raise DataFormatError(f"{path}: missing field {key!r}")
+        if not isinstance(meta[key], kind):
+            raise DataFormatError(f"{path}: field {key!r}: expected {kind.__name__}, got "
+                                  f"{type(meta[key]).__name__}")
+    if not meta["label_names"] or not all(isinstance(n, str) for n in meta["label_names"]):
+        raise DataFormatError(f"{path}: field 'label_names': expected a non-empty list of names")
+    meta.setdefault("train_config", {})
+    meta.setdefault("epoch", None)
+    if not isinstance(meta["train_config"], dict):
+        raise DataFormatError(f"{path}: field 'train_config': expected an object")
+    if meta["epoch"] is not None and (isinstance(meta["epoch"], bool)
+                                      or not isinstance(meta["epoch"], int)):
+        raise DataFormatError(f"{path}: field 'epoch': expected an integer or null")
+    try:
+        meta["feature_spec"] = FeatureSpec.from_dict(meta["feature_spec"])
+    except DataFormatError as error:
+        raise DataFormatError(f"{path}: field 'feature_spec': {error}") from None
+    return meta
+
+
+def _model_config(data: dict, path: Path) -> ModelConfig:
+    try:
+        return ModelConfig.from_dict(data)
+    except (TypeError, ValueError) as error:
+        raise DataFormatError(f"{path}: field 'model_config': {error}") from None
+
+
+def _build(config: ModelConfig, path: Path) -> HotspotERC:
+    """The model of ``config``; a config its modules refuse is an error about ``path``."""
+    try:
+        return HotspotERC(config)
+    except (TypeError, ValueError) as error:
+        raise DataFormatError(f"{path}: field 'model_config': {error}") from None
+
+
+def _weights(arrays: dict[str, np.ndarray], path: Path) -> dict[str, torch.Tensor]:
+    """The arrays as tensors, after checking they are numbers and finite."""
+    state = {}
+    for name, array in arrays.items():
+        if array.dtype.kind not in "biuf":
+            raise DataFormatError(f"{path}: member {name}: dtype {array.dtype} is not numeric")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise DataFormatError(f"{path}: member {name} holds NaN or infinite weights; the "
+                                  "checkpoint is damaged or its training diverged")
+        state[name] = torch.from_numpy(array)
+    return state

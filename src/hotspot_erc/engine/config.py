@@ -5,7 +5,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from hotspot_erc.fields import type_problems
 from hotspot_erc.model.config import ModelConfig, reject_unknown_keys
+
+# Validation metrics a run can be selected on (scalars of engine.metrics.classification_metrics).
+SELECTION_METRICS: tuple[str, ...] = ("weighted_f1", "accuracy", "macro_f1")
 
 
 @dataclass
@@ -16,6 +20,8 @@ class TrainConfig:
     and lr 1e-3 the full model saw too few updates to find the hotspots in 25 epochs (validation
     accuracy 25%); 4 dialogues per batch and lr 3e-3 learned them (45-60% by epoch 12-20).
     The ``corect`` variant brings its published settings (see ``VARIANT_TRAIN_DEFAULTS``).
+    Every field is checked when the config is made: a value of the wrong type or out of range
+    is a ValueError naming the field and the range expected.
     """
 
     epochs: int = 30
@@ -45,8 +51,28 @@ class TrainConfig:
         return cls(**data)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.ema < 1.0:
-            raise ValueError(f"TrainConfig.ema must be in [0, 1), got {self.ema}")
+        wrong_type = type_problems(self)
+        problems = [f"{name}: {problem}" for name, problem in wrong_type.items()]
+        for name, least in (("epochs", 1), ("batch_size", 1), ("patience", 0),
+                            ("min_epochs", 0), ("seed", 0), ("threads", 1)):
+            if name not in wrong_type and getattr(self, name) < least:
+                problems.append(f"{name}: expected an integer >= {least}, got "
+                                f"{getattr(self, name)!r}")
+        for name, wanted, valid in (("lr", "> 0", lambda v: v > 0),
+                                    ("weight_decay", ">= 0", lambda v: v >= 0),
+                                    ("grad_clip", ">= 0 (0: no clipping)", lambda v: v >= 0),
+                                    ("ema", "in [0, 1) (0: no average)", lambda v: 0 <= v < 1)):
+            if name not in wrong_type and not valid(getattr(self, name)):
+                problems.append(f"{name}: expected a finite number {wanted}, got "
+                                f"{getattr(self, name)!r}")
+        if self.selection_metric not in SELECTION_METRICS:
+            problems.append(f"selection_metric: expected one of {', '.join(SELECTION_METRICS)}, "
+                            f"got {self.selection_metric!r}")
+        if "max_positions" not in wrong_type and any(v < 1 for v in self.max_positions.values()):
+            problems.append("max_positions: expected {modality: integer >= 1}, got "
+                            f"{self.max_positions!r}")
+        if problems:
+            raise ValueError("TrainConfig: " + "; ".join(problems))
 
     def replace(self, **changes) -> TrainConfig:
         reject_unknown_keys(type(self), changes)

@@ -21,7 +21,8 @@ Per modality (over valid positions)
   have one, next to the learned weights' AUROC on exactly those utterances. Only these positions
   are stored, as arrays.
 
-The AUROC is the Mann-Whitney statistic with average ranks for ties::
+The AUROC (scikit-learn's ``roc_auc_score``) is the Mann-Whitney statistic with average ranks
+for ties::
 
     AUROC = (R_pos - n_pos (n_pos + 1) / 2) / (n_pos n_neg)
 
@@ -51,6 +52,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from sklearn.metrics import roc_auc_score
 
 from hotspot_erc.data.batch import IGNORE_INDEX, Batch, ModalityBatch
 from hotspot_erc.model.model import ModalityExplanation, ModelOutput, RoutingExplanation
@@ -63,7 +65,8 @@ ACTIVE_SHARE = 0.05  # an expert with at least this share of the slots counts as
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve of ``scores`` for binary ``labels`` (ranks, ties averaged)."""
+    """Area under the ROC curve of ``scores`` for binary ``labels`` (scikit-learn's, ties
+    averaged), after checks that name what is wrong."""
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     labels = np.asarray(labels, dtype=bool).reshape(-1)
     if scores.shape != labels.shape:
@@ -76,22 +79,7 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     if num_positive == 0 or num_negative == 0:
         raise ValueError(f"auroc: needs both classes, got {num_positive} positive and "
                          f"{num_negative} negative labels")
-    rank_sum = float(_average_ranks(scores)[labels].sum())
-    return (rank_sum - num_positive * (num_positive + 1) / 2) / (num_positive * num_negative)
-
-
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks of ``values``; a group of equal values shares the mean of its ranks."""
-    order = np.argsort(values, kind="mergesort")
-    ordered = values[order]
-    starts_group = np.concatenate([[True], ordered[1:] != ordered[:-1]])
-    group_starts = np.flatnonzero(starts_group)  # 0-based index of each group's first element
-    group_ends = np.append(group_starts[1:], values.size)  # exclusive
-    # The ranks start+1 .. end average to (start + 1 + end) / 2.
-    group_ranks = (group_starts + 1 + group_ends) / 2.0
-    ranks = np.empty(values.size, dtype=np.float64)
-    ranks[order] = np.repeat(group_ranks, group_ends - group_starts)
-    return ranks
+    return float(roc_auc_score(labels, scores))
 
 
 @dataclass

@@ -17,6 +17,22 @@ from hotspot_erc.engine.metrics import classification_metrics
 from hotspot_erc.model.model import HotspotERC
 
 
+class NonFiniteOutput(ValueError):
+    """The model gave NaN or infinite logits: there is no prediction to report."""
+
+
+def check_finite_logits(logits: torch.Tensor, utterance_ids: Sequence[Sequence[str]]) -> None:
+    """Raise :class:`NonFiniteOutput` naming the first utterance whose ``(B, U, C)`` logits are
+    not all finite (padding positions included: a finite model gives finite padding too)."""
+    bad = ~torch.isfinite(logits).all(dim=-1)  # (B, U)
+    if bool(bad.any()):
+        b, u = (int(i) for i in bad.nonzero()[0])
+        name = utterance_ids[b][u] if u < len(utterance_ids[b]) else f"padding of dialogue {b}"
+        raise NonFiniteOutput(f"the model gave NaN or infinite scores (first at utterance {name}, "
+                              f"{int(bad.sum())} in this batch); the checkpoint is damaged or "
+                              "the features hold extreme values")
+
+
 @torch.no_grad()
 def evaluate_model(model: HotspotERC, dialogues: Sequence[Dialogue], label_names: Sequence[str],
                    feature_spec: FeatureSpec, batch_size: int = 10,
@@ -33,6 +49,7 @@ def evaluate_model(model: HotspotERC, dialogues: Sequence[Dialogue], label_names
     for batch in iterate_batches(dialogues, label_names, feature_spec, batch_size,
                                  max_positions=max_positions):
         output = model(batch)
+        check_finite_logits(output.logits, batch.utterance_ids)
         scored = batch.labels != IGNORE_INDEX
         truth.append(batch.labels[scored].numpy())
         predicted.append(output.logits.argmax(dim=-1)[scored].numpy())

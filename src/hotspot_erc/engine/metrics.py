@@ -1,21 +1,19 @@
-"""Classification metrics for emotion recognition, computed from one confusion matrix.
+"""Classification metrics for emotion recognition, from scikit-learn.
 
 With ``C`` classes and the confusion matrix ``M`` (rows = true class, columns = predicted)::
 
-    tp_c = M[c, c]      fp_c = sum_r M[r, c] - tp_c      fn_c = sum_k M[c, k] - tp_c
     F1_c = 2 tp_c / (2 tp_c + fp_c + fn_c)               (0 when the denominator is 0)
     accuracy    = sum_c tp_c / N
     weighted_F1 = sum_c support_c F1_c / N               (support_c = sum_k M[c, k])
     macro_F1    = mean of F1_c over the classes that occur in y_true or in y_pred
 
-Conventions (the same as scikit-learn's):
+Conventions (scikit-learn's own):
 
-* ``F1_c`` above equals ``f1_score(average=None, labels=range(C), zero_division=0)``; a class
-  absent from both vectors reports ``F1 = 0.0`` in ``per_class_f1`` with support 0.
-* ``macro_f1`` leaves out the classes absent from both vectors, like scikit-learn's default
-  ``f1_score(average="macro")`` whose labels are the union of ``y_true`` and ``y_pred``: a split
-  that lacks a rare emotion is not penalised for a class it could not score. A class that is only
-  predicted (never true) *is* counted, with F1 0.
+* ``per_class_f1`` is ``f1_score(average=None, labels=range(C), zero_division=0)``: a class
+  absent from both vectors reports ``F1 = 0.0`` with support 0.
+* ``macro_f1`` is ``f1_score(average="macro")`` over the union of ``y_true`` and ``y_pred``: a
+  split that lacks a rare emotion is not penalised for a class it could not score; a class that
+  is only predicted (never true) *is* counted, with F1 0.
 * Every score is a fraction in [0, 1]; the reporting layer multiplies by 100 for display.
 
 ``summarise_runs`` gives the mean and the sample standard deviation (ddof = 1) over seeds.
@@ -23,16 +21,20 @@ Conventions (the same as scikit-learn's):
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
+from sklearn import metrics as sk
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
     """``(C, C)`` int64 counts, rows = true class, columns = predicted class."""
-    flat = y_true.astype(np.int64) * num_classes + y_pred.astype(np.int64)
-    return np.bincount(flat, minlength=num_classes * num_classes).reshape(num_classes,
-                                                                          num_classes)
+    with warnings.catch_warnings():
+        # With one class scikit-learn warns even though ``labels`` fixes the shape.
+        warnings.filterwarnings("ignore", "A single label was found", UserWarning)
+        matrix = sk.confusion_matrix(y_true, y_pred, labels=np.arange(num_classes))
+    return matrix.astype(np.int64)
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray,
@@ -55,20 +57,17 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray,
         raise ValueError("classification_metrics: y_true and y_pred are empty; there is nothing "
                          "to score (no labelled, scored utterance in this split?)")
 
+    labels = np.arange(num_classes)
     confusion = confusion_matrix(y_true, y_pred, num_classes)
-    true_positives = np.diag(confusion).astype(np.float64)  # (C,)
     support = confusion.sum(axis=1)  # (C,) how often each class is true
-    predicted = confusion.sum(axis=0)  # (C,) how often each class is predicted
-    denominator = support + predicted  # = 2 tp + fp + fn
-    f1 = np.divide(2.0 * true_positives, denominator, out=np.zeros(num_classes),
-                   where=denominator > 0)
-    total = int(y_true.size)
-    occurring = denominator > 0  # in y_true or y_pred
+    f1 = sk.f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
     return {
-        "num_samples": total,
-        "accuracy": float(true_positives.sum() / total),
-        "weighted_f1": float((f1 * support).sum() / total),
-        "macro_f1": float(f1[occurring].mean()),
+        "num_samples": int(y_true.size),
+        "accuracy": float(sk.accuracy_score(y_true, y_pred)),
+        "weighted_f1": float(sk.f1_score(y_true, y_pred, labels=labels, average="weighted",
+                                          zero_division=0)),
+        "macro_f1": float(sk.f1_score(y_true, y_pred, labels=np.union1d(y_true, y_pred),
+                                       average="macro", zero_division=0)),
         "per_class_f1": {name: float(f1[c]) for c, name in enumerate(label_names)},
         "per_class_support": {name: int(support[c]) for c, name in enumerate(label_names)},
         "confusion": confusion.tolist(),

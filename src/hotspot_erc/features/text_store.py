@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,8 +34,12 @@ from hotspot_erc.data.corpora import load_dataset
 from hotspot_erc.data.dialogue import Dataset, Dialogue
 from hotspot_erc.data.store import FeatureStore
 from hotspot_erc.features.text import TextExtractor, cache_root
+from hotspot_erc.terminal import printable
 
 MODALITY = "text"
+# File systems allow 255 bytes per name; this leaves room for the store's temporary files.
+MAX_FOLDER_NAME = 200
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 
 
 def extract_text_features(dataset: Dataset, store_root: str | os.PathLike,
@@ -55,7 +60,7 @@ def extract_text_features(dataset: Dataset, store_root: str | os.PathLike,
     store = FeatureStore.create(store_root, dataset)
     key = FeatureStore.features_key(spec)
     pending = [dialogue for dialogue in dataset if not store.has(MODALITY, key, dialogue.did)]
-    with tqdm(total=len(pending), desc=f"text features {dataset.name} ({setting})",
+    with tqdm(total=len(pending), desc=f"text features {printable(dataset.name)} ({setting})",
               unit="dialogue", disable=not progress or not pending) as bar:
         for group in _groups(pending, utterances_per_call):
             records = extractor.extract([u.text for dialogue in group for u in dialogue.utterances])
@@ -80,8 +85,26 @@ def _groups(dialogues: list[Dialogue], utterances_per_call: int) -> Iterator[lis
 
 
 def default_feature_cache(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
-    """``<cache>/features/<name>``; ``<cache>`` is ``cache_dir`` or :func:`~.text.cache_root`."""
-    return (Path(cache_dir) if cache_dir is not None else cache_root()) / "features" / name
+    """``<cache>/features/<folder>``; ``<cache>`` is ``cache_dir`` or :func:`~.text.cache_root`.
+
+    ``<folder>`` is ``name`` itself when it is a plain folder name (letters, digits, ``.``,
+    ``_``, ``-``, not starting with ``.``), as the built-in corpus names are; any other name (it
+    may come from a manifest: ``../..``, ``/elsewhere``, a control character) becomes
+    :func:`safe_folder_name`'s slug, so the folder is always inside ``<cache>/features``.
+    """
+    root = (Path(cache_dir) if cache_dir is not None else cache_root()) / "features"
+    return root / safe_folder_name(name)
+
+
+def safe_folder_name(name: str) -> str:
+    """``name`` if it is a plain folder name of at most :data:`MAX_FOLDER_NAME` characters, else
+    a slug of it (every other character replaced by ``_``, leading dots removed, cut to length)
+    followed by 8 hex digits of its SHA-256, so names that differ only where they were unsafe
+    still get different folders."""
+    if _PLAIN_NAME.fullmatch(name) and len(name) <= MAX_FOLDER_NAME:
+        return name
+    slug = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".")[:MAX_FOLDER_NAME - 9]
+    return f"{slug}_{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
 
 
 def load_text_dataset(name: str, root: str | os.PathLike | None = None, setting: str = "minilm",

@@ -84,7 +84,10 @@ with ``smooth`` a triangular window over valid frames only (weights ``1 - |k| / 
 width at half height is ``h + 1`` frames, 200 ms for the defaults). A frame at the baseline gets
 sigmoid(-2) = 0.12; invalid frames get 0. ``position_times`` = frame time minus the utterance
 start. A segment without frames, or without any valid frame, gives
-:meth:`ModalityFeatures.missing`.
+:meth:`ModalityFeatures.missing`; :meth:`VideoExtractor.extract_dialogue_with_reasons` also says
+why for a segment that had frames: :data:`NO_FACE` (no face in any frame) or
+:data:`ISOLATED_FACES` (faces only in single frames without a neighbour), so the extraction run
+can report a video without a usable face instead of masking it unnoticed.
 
 Models are loaded on first use, so an extractor pickles (for worker processes) before then;
 pickling drops loaded models and tracking state. This module never opens media files:
@@ -147,6 +150,10 @@ _MIN_EYE_DISTANCE_PX = 4.0
 # second, landmark speed in inter-ocular distances per second, expression change per second):
 # below these a change is too small to be a facial event, whatever the baseline.
 _SCALE_FLOORS = np.array([0.05, 0.1, 0.3])
+
+# Why a segment with frames gets no video record (see the module docstring).
+NO_FACE = "no face found in any frame"
+ISOLATED_FACES = "a face only in isolated single frames (no motion to measure)"
 
 
 @dataclass
@@ -415,29 +422,44 @@ class VideoExtractor:
     def extract_one(self, frames: VideoFrames | None, start: float = 0.0) -> ModalityFeatures:
         """The record of one utterance on its own (tracking reset; prior within the utterance)."""
         self.reset_tracking()
-        return self._extract(frames, start, baseline=None)
+        return self._extract(frames, start, baseline=None)[0]
 
     def extract_dialogue(self, segments: Sequence[VideoSegment]) -> list[ModalityFeatures]:
         """One record per segment, in order; priors against each speaker's running baseline."""
+        return self.extract_dialogue_with_reasons(segments)[0]
+
+    def extract_dialogue_with_reasons(self, segments: Sequence[VideoSegment]
+                                      ) -> tuple[list[ModalityFeatures], list[str | None]]:
+        """:meth:`extract_dialogue`'s records, and per segment why its record is missing.
+
+        The reason is :data:`NO_FACE` or :data:`ISOLATED_FACES` for a segment whose frames held
+        no valid face; None for a present record and for a segment without frames (its decoding
+        failed or it has no video, which the caller already knows).
+        """
         baselines: dict[str, list[np.ndarray]] = {}
-        records = []
+        records: list[ModalityFeatures] = []
+        reasons: list[str | None] = []
         for segment in segments:
             if segment.frames is None or len(segment.frames) == 0:
                 records.append(ModalityFeatures.missing())
+                reasons.append(None)
                 continue
             if not self._continues(segment.frames):
                 self.reset_tracking()
-            records.append(self._extract(segment.frames, segment.start,
-                                         baseline=baselines.setdefault(segment.speaker, [])))
-        return records
+            record, reason = self._extract(segment.frames, segment.start,
+                                           baseline=baselines.setdefault(segment.speaker, []))
+            records.append(record)
+            reasons.append(reason)
+        return records, reasons
 
     def _extract(self, frames: VideoFrames | None, start: float,
-                 baseline: list[np.ndarray] | None) -> ModalityFeatures:
+                 baseline: list[np.ndarray] | None) -> tuple[ModalityFeatures, str | None]:
+        """The record of one segment and, when it is missing despite frames, why."""
         if frames is None or len(frames) == 0:
-            return ModalityFeatures.missing()
+            return ModalityFeatures.missing(), None
         result = self.frame_features(frames)
         if not result.valid.any():
-            return ModalityFeatures.missing()
+            return ModalityFeatures.missing(), ISOLATED_FACES if result.face.any() else NO_FACE
         signals = self._prior_signals(result.local)  # (frames, 3)
         mine = signals[result.valid]
         if baseline is not None:
@@ -451,7 +473,7 @@ class VideoExtractor:
                                         local.max(axis=0), [result.valid.mean()]])
         return ModalityFeatures(
             global_vector=global_vector, local=result.local, local_mask=result.valid,
-            prior=prior, position_times=np.asarray(frames.times, dtype=np.float64) - start)
+            prior=prior, position_times=np.asarray(frames.times, dtype=np.float64) - start), None
 
     @staticmethod
     def _prior_signals(local: np.ndarray) -> np.ndarray:

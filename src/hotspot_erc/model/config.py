@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from hotspot_erc.data.dialogue import MODALITIES
+from hotspot_erc.fields import type_problems
 
 
 def reject_unknown_keys(config_class, keys) -> None:
@@ -13,6 +14,13 @@ def reject_unknown_keys(config_class, keys) -> None:
     unknown = sorted(set(keys) - {f.name for f in dataclasses.fields(config_class)})
     if unknown:
         raise ValueError(f"{config_class.__name__}: unknown keys {unknown}")
+
+
+# The least value of each integer field; the modules check what depends on several fields
+# (heads dividing hidden, odd kernels).
+_LEAST = {"num_classes": 1, "hidden": 1, "heads": 1, "hgf_layers": 1, "smoothing_kernel": 1,
+          "num_experts": 1, "top_k": 1, "max_shift": 0, "conv_kernel": 1, "max_speakers": 1,
+          "past": 0, "future": 0, "pairwise_layers": 1}
 
 
 @dataclass
@@ -73,6 +81,22 @@ class ModelConfig:
     class_weights: list[float] | None = None
 
     def __post_init__(self) -> None:
+        # Types first (values come from --set and checkpoint.json): the checks below and the
+        # modules built from the config compare them with numbers.
+        wrong_type = type_problems(self)
+        if wrong_type:
+            raise ValueError("ModelConfig: " + "; ".join(f"{name}: {problem}"
+                                                         for name, problem in wrong_type.items()))
+        problems = [f"{name}: expected an integer >= {least}, got {getattr(self, name)}"
+                    for name, least in _LEAST.items() if getattr(self, name) < least]
+        problems += [f"input_dims.{m}: expected dimensions >= 1, got {list(dims)}"
+                     for m, dims in self.input_dims.items() if min(dims) < 1]
+        if not 0.0 <= self.dropout < 1.0:
+            problems.append(f"dropout: expected a number in [0, 1), got {self.dropout}")
+        if self.balance_weight < 0:
+            problems.append(f"balance_weight: expected a number >= 0, got {self.balance_weight}")
+        if problems:
+            raise ValueError("ModelConfig: " + "; ".join(problems))
         unknown = [m for m in self.input_dims if m not in MODALITIES]
         if unknown:
             raise ValueError(f"ModelConfig.input_dims: unknown modalities {unknown}; "
@@ -109,7 +133,10 @@ class ModelConfig:
         data = dict(data)
         # Configs saved before input standardisation existed were trained without it.
         data.setdefault("standardise", [])
-        data["input_dims"] = {m: tuple(d) for m, d in data.get("input_dims", {}).items()}
+        dims = data.get("input_dims", {})
+        if isinstance(dims, dict):  # anything else is reported by the type check
+            data["input_dims"] = {m: tuple(d) if isinstance(d, list) else d
+                                  for m, d in dims.items()}
         return cls(**data)
 
     def replace(self, **changes) -> ModelConfig:
