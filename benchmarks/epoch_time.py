@@ -34,20 +34,18 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from hotspot_erc.engine.config import TrainConfig
     from hotspot_erc.engine.experiments import resolve_dataset, run_config
     from hotspot_erc.engine.train import train
-    from hotspot_erc.model.config import ModelConfig
 
     dataset = resolve_dataset(args.dataset, args.data, text_setting=args.text_setting,
                               progress=False)
     priced = dict(item.split("=") for item in args.epochs_run.split(",") if item)
-    base_train = TrainConfig(epochs=args.epochs, threads=args.threads, patience=args.epochs,
-                             min_epochs=0)
+    train_overrides = {"epochs": args.epochs, "threads": args.threads, "patience": args.epochs,
+                       "min_epochs": 0}
     print(f"dataset {dataset.name} ({args.text_setting}), {args.threads} threads, "
           f"{args.epochs} epochs per variant")
     for variant in args.variants.split(","):
-        model_config, train_config = run_config(dataset, variant, ModelConfig(), base_train, 0)
+        model_config, train_config = run_config(dataset, variant, {}, train_overrides, 0)
         with tempfile.TemporaryDirectory() as folder:
             train(dataset, model_config, train_config, Path(folder) / "run", progress=False)
             lines = (Path(folder) / "run" / "epochs.jsonl").read_text().splitlines()

@@ -340,3 +340,47 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     _, err = listing.communicate(b"")
     assert listing.returncode == 141
     assert b"Traceback" not in err and b"Exception ignored" not in err
+
+
+def test_a_variant_and_a_contradicting_switch_is_one_clear_line(capsys, tmp_path):
+    assert main(["train", "--dataset", "synthetic", *TINY, "--variant", "full", "--set",
+                 "use_hgf=false", "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert error_line(capsys).endswith("the override use_hgf=False contradicts it; that is the "
+                                       "variant no_hgf: use --variant no_hgf")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_manifest_path_is_read_as_a_manifest_without_format(capsys, tmp_path, monkeypatch):
+    """It was read as a feature store: "no feature store here ... FeatureStore.create"."""
+    import hotspot_erc.features.text_store as text_store
+
+    seen = {}
+
+    def extracted(dataset, **options):
+        seen["name"] = dataset.name
+        raise ValueError("stop here: the manifest was read")
+
+    monkeypatch.setattr(text_store, "extract_text_dataset", extracted)
+    manifest = _manifest(tmp_path, media=False)
+    assert main(["train", "--dataset", manifest, "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert error_line(capsys) == "hotspot-erc: error: stop here: the manifest was read"
+    assert seen == {"name": "calls"}
+
+
+def test_extract_defaults_to_the_modalities_the_corpus_is_read_with(capsys, tmp_path,
+                                                                    monkeypatch):
+    import hotspot_erc.features.extract as extract
+
+    seen = {}
+
+    def extracting(dataset, out, config, progress):
+        seen["modalities"] = config.modalities
+        raise ValueError("stop")
+
+    monkeypatch.setattr(extract, "extract_features", extracting)
+    main(["extract", "--manifest", _manifest(tmp_path), "--out", str(tmp_path / "s")])
+    assert seen["modalities"] == ("text", "audio")
+    main(["extract", "--manifest", _manifest(tmp_path, media=False), "--out",
+          str(tmp_path / "s")])
+    assert seen["modalities"] == ("text",)
+    capsys.readouterr()

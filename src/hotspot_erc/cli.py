@@ -111,16 +111,21 @@ def _options(names: str):
         raise ValueError(f"{names}: {error}") from error
 
 
-def _configs(args: argparse.Namespace):
+def _overrides(args: argparse.Namespace) -> tuple[dict, dict]:
+    """The model and training settings the user asked for (``--set``; ``--epochs`` and the other
+    training flags where given, and ``--train-set``), checked by building the configs once.
+    They are applied after the variant's own settings (:func:`~.experiments.run_config`)."""
     from hotspot_erc.engine.train import TrainConfig
     from hotspot_erc.model.config import ModelConfig
 
+    model = _parse_overrides(args.set, "--set")
+    train = {name: getattr(args, name) for name in ("epochs", "batch_size", "patience", "threads")
+             if getattr(args, name) is not None}
+    train.update(_parse_overrides(args.train_set, "--train-set"))
     with _options("--set"):
-        model = ModelConfig().replace(**_parse_overrides(args.set, "--set"))
+        ModelConfig().replace(**{k: v for k, v in model.items() if k != "variant"})
     with _options("--epochs, --batch-size, --patience, --threads, --train-set"):
-        train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
-                            patience=args.patience, threads=args.threads)
-        train = train.replace(**_parse_overrides(args.train_set, "--train-set"))
+        TrainConfig().replace(**train)
     return model, train
 
 
@@ -139,7 +144,7 @@ def _dataset(args: argparse.Namespace):
                            fmt=args.format,
                            format_options=_parse_overrides(args.format_option,
                                                            "--format-option"),
-                           progress=not getattr(args, "quiet", False),
+                           progress=not args.quiet,
                            speaker_norm=[m.strip() for m in (args.speaker_norm or "").split(",")
                                          if m.strip()],
                            speaker_norm_scope=args.speaker_norm_scope)
@@ -149,11 +154,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from hotspot_erc.engine.experiments import run_config
     from hotspot_erc.engine.train import train
 
-    base_model, base_train = _configs(args)
+    model_overrides, train_overrides = _overrides(args)
     dataset = _dataset(args)
     with _options("--set, --variant"):
-        model_config, train_config = run_config(dataset, args.variant, base_model, base_train,
-                                                args.seed)
+        model_config, train_config = run_config(dataset, args.variant, model_overrides,
+                                                train_overrides, args.seed)
     result = train(dataset, model_config, train_config, args.out, progress=not args.quiet)
     _echo(json.dumps({split: {k: result.metrics[split][k]
                               for k in ("accuracy", "weighted_f1", "macro_f1")}
@@ -182,44 +187,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
-    from hotspot_erc.engine.experiments import ablate, run_config, summary_table
+    from hotspot_erc.engine.experiments import ablate, summary_table
 
-    base_model, base_train = _configs(args)
+    model_overrides, train_overrides = _overrides(args)
     dataset = _dataset(args)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     with _options("--set, --variants"):
-        # Every variant's config is made once here, so a bad one fails before any training.
-        for variant in variants:
-            run_config(dataset, variant, base_model, base_train, args.first_seed)
-    summary = ablate(dataset, variants, seeds, args.out, base_model, base_train,
-                     progress=not args.quiet)
+        summary = ablate(dataset, variants, seeds, args.out, model_overrides, train_overrides,
+                         progress=not args.quiet)
     _echo(summary_table(summary))
     return 0
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from hotspot_erc.data.transcript import load_transcript
-    from hotspot_erc.engine.predict import Predictor
-    from hotspot_erc.features.decode import probe
+    from hotspot_erc.engine.predict import Predictor, conversation_media
     from hotspot_erc.report.outputs import write_outputs
 
-    media, duration = {}, None
-    for option, path in (("--media", args.media), ("--audio", args.audio),
-                         ("--video", args.video)):
-        if path is None:
-            continue
-        info = probe(path)
-        duration = info.duration if duration is None else min(duration, info.duration or duration)
-        if option in ("--media", "--video"):
-            if not info.has_video and option == "--video":
-                raise ValueError(f"{path}: --video names a file without a video stream")
-            if info.has_video:
-                media["video"] = os.path.abspath(path)
-        if option in ("--media", "--audio") and info.has_audio:
-            media["audio"] = os.path.abspath(path)
-        if option == "--media" and not (info.has_audio or info.has_video):
-            raise ValueError(f"{path}: no audio or video stream")
+    media, duration = conversation_media(args.media, args.audio, args.video)
     dialogue, notices = load_transcript(args.transcript, args.transcript_format, media=media,
                                         media_duration=duration)
     predictor = Predictor.load(args.checkpoint, workers=args.workers)
@@ -308,7 +294,7 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    from hotspot_erc.features.extract import ExtractConfig, extract_features
+    from hotspot_erc.features.extract import ExtractConfig, default_modalities, extract_features
 
     if (args.manifest is None) == (args.dataset is None):
         raise ValueError("give either --manifest FILE or --dataset NAME")
@@ -320,7 +306,10 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         from hotspot_erc.data.corpora import load_dataset
 
         dataset = load_dataset(args.dataset, args.data)
-    modalities = tuple(m.strip() for m in args.modalities.split(",") if m.strip())
+    if args.modalities is None:
+        modalities = default_modalities(dataset, args.dataset)
+    else:
+        modalities = tuple(m.strip() for m in args.modalities.split(",") if m.strip())
     config = ExtractConfig(modalities=modalities, text_setting=args.text_setting, fps=args.fps,
                            max_width=args.max_width, workers=args.workers)
     report = extract_features(dataset, args.out, config, progress=not args.quiet)
@@ -329,7 +318,14 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
+def _parent(build) -> argparse.ArgumentParser:
+    """A parent parser (options shared by several commands), filled by ``build``."""
+    parent = argparse.ArgumentParser(add_help=False)
+    build(parent)
+    return parent
+
+
+def _dataset_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="synthetic",
                         help="synthetic, iemocap6, iemocap4, meld, ravdess, crema-d, or a "
                              "feature-store folder")
@@ -353,21 +349,45 @@ def _add_dataset_options(parser: argparse.ArgumentParser) -> None:
                         help="speakers are global names (dataset) or local to each dialogue")
 
 
-def _add_training_options(parser: argparse.ArgumentParser) -> None:
+def _training_options(parser: argparse.ArgumentParser) -> None:
     from hotspot_erc.engine.config import TrainConfig
 
+    # Defaults of None: a flag counts as the user's choice only when given, so a variant's own
+    # training settings (corect's batch size) apply otherwise.
     defaults = TrainConfig()
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
-                        help="dialogues per batch")
-    parser.add_argument("--patience", type=int, default=defaults.patience,
-                        help="early-stopping patience (epochs without a better validation score)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"default {defaults.epochs}")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help=f"dialogues per batch (default {defaults.batch_size}, or the "
+                             "variant's own)")
+    parser.add_argument("--patience", type=int, default=None,
+                        help="early-stopping patience: epochs without a better validation score "
+                             f"(default {defaults.patience})")
+    parser.add_argument("--threads", type=int, default=None,
+                        help=f"torch threads (default {defaults.threads})")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
-                        help="model config override, e.g. --set hidden=128 (repeatable)")
+                        help="model config override, e.g. --set hidden=128 (repeatable; applied "
+                             "after the variant's settings)")
     parser.add_argument("--train-set", action="append", metavar="KEY=VALUE",
                         help="training config override, e.g. --train-set lr=5e-4")
+
+
+def _quiet_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _seed_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed (weights, shuffling, dropout, noise); default 0")
+
+
+def _workers_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, default=2,
+                        help="processes that extract audio and video (default 2)")
+
+
+def _epochs_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--epochs", type=int, default=20, help="default 20")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -375,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hotspot-erc",
         description="Emotion recognition in conversations centred on emotion hotspots.")
     commands = parser.add_subparsers(dest="command", required=True)
+    dataset, training, quiet, seed, workers, epochs = (
+        _parent(build) for build in (_dataset_options, _training_options, _quiet_option,
+                                     _seed_option, _workers_option, _epochs_option))
 
     data = commands.add_parser("data", help="inspect datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True)
@@ -401,48 +424,45 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(func=_cmd_models)
 
     quick = commands.add_parser(
-        "quickstart", help="the main job: train full and no_hgf on the synthetic benchmark")
+        "quickstart", parents=[epochs, seed, quiet],
+        help="the main job: train full and no_hgf on the synthetic benchmark")
     quick.add_argument("--out", default="runs/quickstart")
-    quick.add_argument("--epochs", type=int, default=20)
-    quick.add_argument("--seed", type=int, default=0)
-    quick.add_argument("--quiet", action="store_true")
     quick.set_defaults(func=_cmd_quickstart, out_kind="folder")
 
     extract = commands.add_parser(
-        "extract", help="extract text, audio and video features from media into a store")
+        "extract", parents=[workers, quiet],
+        help="extract text, audio and video features from media into a store")
     extract.add_argument("--manifest", default=None,
                          help="conversation manifest (JSON; see docs/formats.md)")
     extract.add_argument("--dataset", default=None, help="or a corpus: ravdess, crema-d, ...")
     extract.add_argument("--data", default=None,
                          help="corpus folder for --dataset (default: $HOTSPOT_ERC_DATA)")
     extract.add_argument("--out", required=True, help="feature-store folder (resumes)")
-    extract.add_argument("--modalities", default="text,audio,video")
+    extract.add_argument("--modalities", default=None,
+                         help="comma-separated (default: those the corpus is read with, e.g. "
+                              "audio for ravdess; for a manifest, text and the media it names)")
     extract.add_argument("--text-setting", default="minilm", choices=("minilm", "large"))
     extract.add_argument("--fps", type=float, default=15.0, help="video frames per second")
     extract.add_argument("--max-width", type=int, default=480,
                          help="downscale wider video to this width")
-    extract.add_argument("--workers", type=int, default=2,
-                         help="processes for audio and video")
-    extract.add_argument("--quiet", action="store_true")
     extract.set_defaults(func=_cmd_extract, out_kind="folder")
 
-    train = commands.add_parser("train", help="train one variant, select on validation")
-    _add_dataset_options(train)
-    _add_training_options(train)
+    train = commands.add_parser("train", parents=[dataset, training, seed, quiet],
+                                help="train one variant, select on validation")
     train.add_argument("--variant", default="full", help="see `hotspot-erc models`")
-    train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", required=True, help="run folder (resumes if it exists)")
     train.set_defaults(func=_cmd_train, out_kind="folder")
 
-    evaluate = commands.add_parser("evaluate", help="evaluate a checkpoint on a split")
-    _add_dataset_options(evaluate)
+    evaluate = commands.add_parser("evaluate", parents=[dataset, quiet],
+                                   help="evaluate a checkpoint on a split")
     evaluate.add_argument("--checkpoint", required=True, help="run or checkpoint folder")
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--out", default=None, help="write the full result as JSON here")
     evaluate.set_defaults(func=_cmd_evaluate, out_kind="file")
 
     predict = commands.add_parser(
-        "predict", help="predict emotions on a conversation and write predictions + report")
+        "predict", parents=[workers, quiet],
+        help="predict emotions on a conversation and write predictions + report")
     predict.add_argument("--checkpoint", required=True, help="run or checkpoint folder")
     predict.add_argument("--transcript", required=True,
                          help="JSON (manifest schema), SRT/WebVTT with 'Speaker: text' cues, or "
@@ -456,42 +476,34 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--video", default=None, help="a separate video recording")
     predict.add_argument("--out", required=True,
                          help="output folder: predictions.jsonl, report.html, figures/")
-    predict.add_argument("--workers", type=int, default=2)
     predict.add_argument("--no-report", action="store_true", help="predictions.jsonl only")
-    predict.add_argument("--quiet", action="store_true")
     predict.set_defaults(func=_cmd_predict, out_kind="folder")
 
     robust = commands.add_parser(
-        "robustness", help="evaluate a checkpoint with each modality dropped, noised, shifted")
-    _add_dataset_options(robust)
+        "robustness", parents=[dataset, seed, quiet],
+        help="evaluate a checkpoint with each modality dropped, noised, shifted")
     robust.add_argument("--checkpoint", required=True, help="run or checkpoint folder")
     robust.add_argument("--split", default="test")
-    robust.add_argument("--seed", type=int, default=0, help="seed of the noise")
     robust.add_argument("--out", required=True, help="folder for robustness.json/.md/.png")
-    robust.add_argument("--quiet", action="store_true")
     robust.set_defaults(func=_cmd_robustness, out_kind="folder")
 
     demo = commands.add_parser(
-        "demo", help="build a demonstration checkpoint from generated conversations (no data "
-                     "needed) and a new conversation to predict on")
+        "demo", parents=[epochs, seed, workers, quiet],
+        help="build a demonstration checkpoint from generated conversations (no data needed) "
+             "and a new conversation to predict on")
     demo.add_argument("--out", default="demo")
-    demo.add_argument("--epochs", type=int, default=20)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--workers", type=int, default=2)
-    demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(func=_cmd_demo, out_kind="folder")
 
     probe = commands.add_parser(
-        "probe", help="context-free baseline: logistic regression on global vectors")
-    _add_dataset_options(probe)
+        "probe", parents=[dataset, quiet],
+        help="context-free baseline: logistic regression on global vectors")
     probe.add_argument("--modalities", default=None,
                        help="comma-separated (default: every modality with features)")
     probe.add_argument("--out", default=None, help="write the result as JSON here")
     probe.set_defaults(func=_cmd_probe, out_kind="file")
 
-    ablation = commands.add_parser("ablate", help="variants x seeds, mean +- std table")
-    _add_dataset_options(ablation)
-    _add_training_options(ablation)
+    ablation = commands.add_parser("ablate", parents=[dataset, training, quiet],
+                                   help="variants x seeds, mean +- std table")
     ablation.add_argument("--variants", default="full,no_hgf,no_moa,no_graph,fixed_align,corect")
     ablation.add_argument("--seeds", type=int, default=5, help="number of seeds")
     ablation.add_argument("--first-seed", type=int, default=0)

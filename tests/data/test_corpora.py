@@ -64,3 +64,20 @@ def test_an_unknown_format_option_names_it_and_the_accepted_ones(tmp_path):
     ("cosmic-meld", ["utterance_ids_path"])])
 def test_format_options_are_the_loaders_keywords(fmt, options):
     assert format_options(fmt) == options
+
+
+def test_what_a_path_holds_decides_its_format(tmp_path):
+    from hotspot_erc.data.corpora import detect_format
+
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "store.json").write_text("{}")
+    (tmp_path / "release" / "Session1").mkdir(parents=True)
+    (tmp_path / "calls.json").write_text("{}")
+    assert detect_format(tmp_path / "store") == "store"
+    assert detect_format(tmp_path / "release") == "iemocap-release"
+    assert detect_format(tmp_path / "calls.json") == "manifest"
+    with pytest.raises(ValueError, match=r"pack\.pkl: a pickle can hold several layouts; name it "
+                                         r"with --format \(corect-pack, mmgcn-pack, cosmic-"):
+        detect_format(tmp_path / "pack.pkl")
+    with pytest.raises(ValueError, match="a folder without store.json"):
+        detect_format(tmp_path)

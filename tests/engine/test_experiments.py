@@ -7,15 +7,13 @@ import json
 import pytest
 
 from hotspot_erc.engine.experiments import ablate, run_config, summary_table
-from hotspot_erc.engine.train import TrainConfig
-from hotspot_erc.model.config import ModelConfig
 
 
 @pytest.fixture(scope="module")
 def ablation(tiny_dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("ablation")
-    base_model = ModelConfig(hidden=16, heads=2, past=2, future=1)
-    base_train = TrainConfig(epochs=2, batch_size=3, threads=1)
+    base_model = {"hidden": 16, "heads": 2, "past": 2, "future": 1}
+    base_train = {"epochs": 2, "batch_size": 3, "threads": 1}
     summary = ablate(tiny_dataset, ["full", "no_graph"], [0, 1], out, base_model, base_train,
                      progress=False)
     return out, summary, base_model, base_train
@@ -55,7 +53,7 @@ def test_finished_runs_are_not_retrained(ablation, tiny_dataset):
 
 
 def test_variants_bring_their_training_settings(tiny_dataset):
-    model, train = run_config(tiny_dataset, "corect", ModelConfig(), TrainConfig(), seed=3)
+    model, train = run_config(tiny_dataset, "corect", seed=3)
     assert (train.lr, train.weight_decay, train.seed) == (2.5e-4, 1e-8, 3)
     assert model.hidden == 100 and model.input_dims["text"] == (32, 32)
 
@@ -67,3 +65,9 @@ def test_a_later_call_with_other_variants_and_seeds_joins_the_summary(ablation, 
     assert joined["variants"]["full"] == summary["variants"]["full"]
     assert joined["variants"]["no_hgf"]["seeds"] == [0]
     assert "| no_hgf | 1 |" in (out / "summary.md").read_text()
+
+
+def test_the_users_training_settings_win_over_the_variants(tiny_dataset):
+    model, train = run_config(tiny_dataset, "corect", {"hidden": 128},
+                              {"batch_size": 2, "lr": 1e-3}, seed=1)
+    assert (model.hidden, train.batch_size, train.lr, train.weight_decay) == (128, 2, 1e-3, 1e-8)

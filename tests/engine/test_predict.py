@@ -167,9 +167,8 @@ def test_crema_d_clip_with_an_audio_checkpoint_trained_on_ravdess(shared_data, t
     from hotspot_erc.data.dialogue import Dataset
     from hotspot_erc.data.speaker_norm import normalise_speakers
     from hotspot_erc.engine.experiments import run_config
-    from hotspot_erc.engine.train import TrainConfig, train
+    from hotspot_erc.engine.train import train
     from hotspot_erc.features.extract import ExtractConfig, extract_dataset
-    from hotspot_erc.model.config import ModelConfig
 
     full = load_ravdess(shared_data)
     rng = np.random.default_rng(0)
@@ -181,9 +180,8 @@ def test_crema_d_clip_with_an_audio_checkpoint_trained_on_ravdess(shared_data, t
                               folder=tmp_path / "features", progress=False)
     # Trained on speaker-normalised audio: predict must normalise the new speaker the same way.
     dataset = normalise_speakers(dataset, ["audio"])
-    model_config, train_config = run_config(dataset, "full", ModelConfig(),
-                                            TrainConfig(epochs=2, min_epochs=1, batch_size=16),
-                                            0)
+    model_config, train_config = run_config(dataset, "full", {},
+                                            {"epochs": 2, "min_epochs": 1, "batch_size": 16}, 0)
     train(dataset, model_config, train_config, tmp_path / "run", progress=False)
     clip = shared_data / "crema-d" / "VideoFlash" / "1001_DFA_ANG_XX.flv"
     transcript = tmp_path / "clip.srt"

@@ -296,3 +296,14 @@ def test_an_extractor_producing_nan_loses_that_dialogue_only(media, tmp_path, mo
     loaded = load_extracted(tmp_path / "store", report)
     assert not loaded.dialogue("same").utterances[0].has("audio")
     assert loaded.dialogue("fine").utterances[1].has("audio")
+
+
+def test_default_modalities_follow_the_corpus():
+    from hotspot_erc.data.dialogue import Dataset, Dialogue, Utterance
+    from hotspot_erc.features.extract import default_modalities
+
+    dialogue = Dialogue("d", [Utterance("d_0", "A", "hi", label="neu")])
+    dataset = Dataset("x", [dialogue], ["neu"], {"train": ["d"]})
+    assert default_modalities(dataset, "ravdess") == ("audio",)
+    assert default_modalities(dataset, "crema-d") == ("text", "audio", "video")
+    assert default_modalities(dataset) == ("text",)

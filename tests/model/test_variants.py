@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -11,7 +12,13 @@ from hotspot_erc.model.graph import CrossModalGraph
 from hotspot_erc.model.hgf import HotspotGatedFusion
 from hotspot_erc.model.moa import MixtureOfAligners
 from hotspot_erc.model.model import HotspotERC
-from hotspot_erc.model.variants import describe_variant, list_variants, variant_config
+from hotspot_erc.model.variants import (
+    SWITCHES,
+    describe_variant,
+    get_variant,
+    list_variants,
+    variant_config,
+)
 
 BASE = ModelConfig(input_dims={"text": (8, 8), "audio": (6, 6), "video": (4, 4)},
                    num_classes=3, hidden=16, heads=2)
@@ -85,3 +92,34 @@ def test_config_round_trips_through_a_dict():
     assert ModelConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="unknown keys"):
         ModelConfig.from_dict({**config.to_dict(), "extra": 1})
+
+
+# -- issue 13: the user's overrides come last; a contradiction of a switch is an error ---------
+
+def test_user_overrides_win_over_the_variants_defaults():
+    """``--variant corect --set hidden=128 --set dropout=0.1`` trained with 100 and 0.5."""
+    config = variant_config("corect", BASE, hidden=128, dropout=0.1)
+    assert (config.hidden, config.dropout, config.variant) == (128, 0.1, "corect")
+    assert config.pairwise_crossmodal and not config.use_hgf
+
+
+@pytest.mark.parametrize("name, override, message", [
+    ("full", {"use_hgf": False}, "variant full is defined by use_hgf=True, and the override "
+                                 "use_hgf=False contradicts it; that is the variant no_hgf: use "
+                                 "--variant no_hgf"),
+    ("corect", {"pairwise_crossmodal": False}, "variant corect is defined by "
+                                               "pairwise_crossmodal=True, and the override "
+                                               "pairwise_crossmodal=False contradicts it; no "
+                                               "registered variant has that combination"),
+    ("no_graph", {"variant": "full"}, "--set variant=full contradicts --variant no_graph"),
+])
+def test_an_override_that_contradicts_a_switch_names_both(name, override, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        variant_config(name, BASE, **override)
+
+
+def test_restating_a_switch_is_allowed_and_every_variant_states_every_switch():
+    assert variant_config("no_hgf", BASE, use_hgf=False).use_hgf is False
+    for name in list_variants():
+        config = variant_config(name, BASE)
+        assert {key: getattr(config, key) for key in SWITCHES} == dict(get_variant(name).switches)

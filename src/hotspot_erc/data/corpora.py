@@ -21,6 +21,7 @@ import functools
 import inspect
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 from hotspot_erc.data.dialogue import Dataset
 from hotspot_erc.data.iemocap import load_iemocap
@@ -84,6 +85,30 @@ def load_path(path: str | os.PathLike, fmt: str, **options) -> Dataset:
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file or folder (format {fmt})")
     return loader(path, **options)
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """The format of ``path`` where what it holds says it: a folder with ``store.json`` is a
+    feature store, a folder with ``Session1`` the IEMOCAP release, a ``.json`` file a manifest.
+    A pickle could be any of the packs, so it must be named; anything else is a ValueError that
+    lists the formats."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / "store.json").is_file():
+            return "store"
+        if (path / "Session1").is_dir():
+            return "iemocap-release"
+        raise ValueError(f"{path}: a folder without store.json (a feature store) or Session1 "
+                         "(the IEMOCAP release); name its format with --format: "
+                         + ", ".join(FORMATS))
+    if path.suffix.lower() == ".json":
+        return "manifest"
+    if path.suffix.lower() in (".pkl", ".pickle"):
+        packs = [name for name in FORMATS if name.endswith("-pack") or name.startswith("cosmic")]
+        raise ValueError(f"{path}: a pickle can hold several layouts; name it with --format "
+                         f"({', '.join(packs)})")
+    raise ValueError(f"{path}: cannot tell its format; name it with --format: "
+                     + ", ".join(FORMATS))
 
 
 def format_options(fmt: str) -> list[str]:

@@ -16,12 +16,11 @@ SELECTION_METRICS: tuple[str, ...] = ("weighted_f1", "accuracy", "macro_f1")
 class TrainConfig:
     """Optimisation and selection settings (Adam).
 
-    Defaults chosen on the synthetic benchmark's validation split: with 10 dialogues per batch
-    and lr 1e-3 the full model saw too few updates to find the hotspots in 25 epochs (validation
-    accuracy 25%); 4 dialogues per batch and lr 3e-3 learned them (45-60% by epoch 12-20).
-    The ``corect`` variant brings its published settings (see ``VARIANT_TRAIN_DEFAULTS``).
-    Every field is checked when the config is made: a value of the wrong type or out of range
-    is a ValueError naming the field and the range expected.
+    The defaults were chosen on the synthetic benchmark's validation split (docs/results.md,
+    "How the training defaults were chosen"). A variant may bring its own settings
+    (:attr:`~hotspot_erc.model.variants.Variant.train_defaults`: ``corect`` brings CORECT's
+    optimiser). Every field is checked when the config is made: a value of the wrong type or out
+    of range is a ValueError naming the field and the range expected.
     """
 
     epochs: int = 30

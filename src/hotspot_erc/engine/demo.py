@@ -36,10 +36,9 @@ def build_demo(out_dir: str | os.PathLike, dialogues: dict[str, int] | None = No
     """
     from hotspot_erc.data.manifest import load_manifest
     from hotspot_erc.engine.experiments import run_config
-    from hotspot_erc.engine.train import TrainConfig, train
+    from hotspot_erc.engine.train import train
     from hotspot_erc.features.extract import ExtractConfig, extract_dataset
     from hotspot_erc.features.synth_media import make_demo_conversation, make_demo_corpus
-    from hotspot_erc.model.config import ModelConfig
 
     out = Path(out_dir)
     manifest = out / "corpus" / "manifest.json"
@@ -48,8 +47,8 @@ def build_demo(out_dir: str | os.PathLike, dialogues: dict[str, int] | None = No
     dataset = extract_dataset(load_manifest(manifest), ExtractConfig(workers=workers),
                               folder=out / "features", progress=progress)
     model_config, train_config = run_config(
-        dataset, "full", ModelConfig(), TrainConfig(epochs=epochs, min_epochs=min(epochs, 10),
-                                                    batch_size=4), seed)
+        dataset, "full", {}, {"epochs": epochs, "min_epochs": min(epochs, 10), "batch_size": 4},
+        seed)
     result = train(dataset, model_config, train_config, out / "run", progress=progress)
     unseen = out / "unseen"
     transcript = unseen / "transcript.json"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from hotspot_erc.atomic import write_json, write_text
@@ -20,11 +20,8 @@ from hotspot_erc.data.dialogue import Dataset
 from hotspot_erc.engine.metrics import summarise_runs
 from hotspot_erc.engine.train import TrainConfig, model_config_for, train
 from hotspot_erc.model.config import ModelConfig
-from hotspot_erc.model.variants import variant_config
+from hotspot_erc.model.variants import get_variant
 
-# Training settings a variant brings with it (CORECT's published optimiser settings).
-VARIANT_TRAIN_DEFAULTS: dict[str, dict] = {
-    "corect": {"lr": 2.5e-4, "weight_decay": 1e-8, "batch_size": 10}}
 HEADLINE_METRICS = ("weighted_f1", "accuracy", "macro_f1")
 
 
@@ -41,9 +38,9 @@ def resolve_dataset(name: str, data: str | os.PathLike | None = None,
     ``name`` is ``synthetic``, a real corpus name (``iemocap6``, ``iemocap4``, ``meld``: text
     features are extracted once and cached; ``ravdess``, ``crema-d``: features extracted from
     their media, see :data:`~hotspot_erc.data.corpora.MEDIA_CORPORA`), or a path read in format
-    ``fmt`` (see :data:`hotspot_erc.data.corpora.FORMATS`; a folder without ``fmt`` is a feature
-    store). A path without features (a manifest) is extracted: text, and audio and video where
-    it names media files.
+    ``fmt`` (see :data:`hotspot_erc.data.corpora.FORMATS`; without ``fmt``, what the path holds
+    decides: :func:`~hotspot_erc.data.corpora.detect_format`). A path without features (a
+    manifest) is extracted: text, and audio and video where it names media files.
     """
     dataset = _resolve_features(name, data, text_setting, cache_dir, synthetic_overrides, fmt,
                                 format_options, progress)
@@ -61,9 +58,9 @@ def _resolve_features(name, data, text_setting, cache_dir, synthetic_overrides, 
 
         return generate_dataset(SyntheticConfig(**(synthetic_overrides or {})))
     if fmt is not None or Path(name).exists():
-        from hotspot_erc.data.corpora import load_path
+        from hotspot_erc.data.corpora import detect_format, load_path
 
-        dataset = load_path(name, fmt or "store", **(format_options or {}))
+        dataset = load_path(name, fmt or detect_format(name), **(format_options or {}))
         if dataset.feature_spec.modalities:
             return dataset
         from hotspot_erc.features.extract import ExtractConfig, extract_dataset, media_modalities
@@ -91,21 +88,33 @@ def _resolve_features(name, data, text_setting, cache_dir, synthetic_overrides, 
                              progress=progress)
 
 
-def run_config(dataset: Dataset, variant: str, base_model: ModelConfig,
-               base_train: TrainConfig, seed: int) -> tuple[ModelConfig, TrainConfig]:
-    model_config = variant_config(variant, model_config_for(dataset, base_model))
-    train_config = base_train.replace(seed=seed, **VARIANT_TRAIN_DEFAULTS.get(variant, {}))
+def run_config(dataset: Dataset, variant: str, model_overrides: Mapping | None = None,
+               train_overrides: Mapping | None = None, seed: int = 0
+               ) -> tuple[ModelConfig, TrainConfig]:
+    """The configs that train ``variant`` on ``dataset``: each config's defaults, then what the
+    dataset fixes (dimensions, classes), then the variant's settings, then the user's
+    ``model_overrides`` / ``train_overrides`` (:class:`~hotspot_erc.model.variants.Variant`)."""
+    chosen = get_variant(variant)
+    model_config = chosen.model_config(model_config_for(dataset, ModelConfig()), model_overrides)
+    train_config = TrainConfig().replace(**chosen.train_defaults).replace(
+        **dict(train_overrides or {}), seed=seed)
     return model_config, train_config
 
 
 def ablate(dataset: Dataset, variants: Sequence[str], seeds: Sequence[int], out_dir,
-           base_model: ModelConfig | None = None, base_train: TrainConfig | None = None,
+           model_overrides: Mapping | None = None, train_overrides: Mapping | None = None,
            progress: bool = True) -> dict:
+    """Train every variant with every seed (skipping finished runs) into
+    ``out_dir/<variant>/seed<k>`` and summarise them in ``summary.json`` / ``summary.md``."""
     out_dir = Path(out_dir)
-    base_model = base_model or ModelConfig()
-    base_train = base_train or TrainConfig()
+    configs = {(variant, seed): run_config(dataset, variant, model_overrides, train_overrides,
+                                           seed)
+               for variant in variants for seed in seeds}  # a bad one fails before training
+    selection = {train.selection_metric for _, train in configs.values()}
+    if len(selection) > 1:
+        raise ValueError(f"the variants would be selected on different metrics {selection}")
     summary = {"dataset": dataset.name, "label_names": dataset.label_names,
-               "selection": f"validation {base_train.selection_metric}", "variants": {}}
+               "selection": f"validation {selection.pop()}", "variants": {}}
     previous = out_dir / "summary.json"
     if previous.is_file():
         earlier = json.loads(previous.read_text(encoding="utf-8"))
@@ -121,8 +130,7 @@ def ablate(dataset: Dataset, variants: Sequence[str], seeds: Sequence[int], out_
             if (run_dir / "metrics.json").exists():
                 per_seed.append(json.loads((run_dir / "metrics.json").read_text()))
                 continue
-            model_config, train_config = run_config(dataset, variant, base_model, base_train,
-                                                    seed)
+            model_config, train_config = configs[(variant, seed)]
             per_seed.append(train(dataset, model_config, train_config, run_dir,
                                   progress=progress).metrics)
         summary["variants"][variant] = summarise_variant(per_seed, list(seeds),
@@ -180,11 +188,10 @@ def quickstart(out_dir, epochs: int = 20, seed: int = 0, progress: bool = True) 
     hotspot weights against the generator's ground truth.
     """
     dataset = resolve_dataset("synthetic")
-    base_train = TrainConfig(epochs=epochs, patience=epochs)
     report = {"dataset": dataset.description, "variants": {}}
     for variant in ("full", "no_hgf"):
-        model_config, train_config = run_config(dataset, variant, ModelConfig(), base_train,
-                                                seed)
+        model_config, train_config = run_config(dataset, variant, {},
+                                                {"epochs": epochs, "patience": epochs}, seed)
         result = train(dataset, model_config, train_config, Path(out_dir) / variant,
                        progress=progress)
         localisation = {m: (block.get("localisation") or {}).get("auroc")

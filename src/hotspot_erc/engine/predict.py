@@ -46,10 +46,35 @@ from hotspot_erc.data.batch import collate
 from hotspot_erc.data.dialogue import Dataset, Dialogue, ModalityFeatures, Utterance
 from hotspot_erc.engine.checkpoint import Checkpoint, FeatureSpecMismatch, load_checkpoint
 from hotspot_erc.engine.evaluate import check_finite_logits
+from hotspot_erc.features.decode import probe
 from hotspot_erc.spans import hotspot_spans, join_pieces
 
 if TYPE_CHECKING:
     from hotspot_erc.features.extract import Failure
+
+
+def conversation_media(media: str | None = None, audio: str | None = None,
+                       video: str | None = None) -> tuple[dict[str, str], float | None]:
+    """The recordings of one conversation as ``{modality: absolute path}`` and the shortest
+    duration among them: ``media`` is one recording (its audio and video streams are used),
+    ``audio`` and ``video`` separate ones. A file without the stream it is named for is a
+    ValueError."""
+    found: dict[str, str] = {}
+    duration = None
+    for option, path in (("--media", media), ("--audio", audio), ("--video", video)):
+        if path is None:
+            continue
+        info = probe(path)
+        duration = info.duration if duration is None else min(duration, info.duration or duration)
+        if option == "--video" and not info.has_video:
+            raise ValueError(f"{path}: --video names a file without a video stream")
+        if option == "--media" and not (info.has_audio or info.has_video):
+            raise ValueError(f"{path}: no audio or video stream")
+        if option in ("--media", "--video") and info.has_video:
+            found["video"] = os.path.abspath(path)
+        if option in ("--media", "--audio") and info.has_audio:
+            found["audio"] = os.path.abspath(path)
+    return found, duration
 
 
 @dataclass

@@ -45,6 +45,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from hotspot_erc.atomic import write_json
+from hotspot_erc.data.corpora import MEDIA_CORPORA
 from hotspot_erc.data.dialogue import Dataset, Dialogue, ModalityFeatures, ModalitySpec, Utterance
 from hotspot_erc.data.store import FeatureStore
 from hotspot_erc.features.decode import SAMPLE_RATE, MediaError, cut_audio, load_audio, read_frames
@@ -149,6 +150,15 @@ def media_modalities(dataset: Dataset) -> list[str]:
     """The media modalities for which at least one utterance has a recording."""
     return [m for m in ("audio", "video")
             if any(media_source(d, u, m)[0] for d in dataset for u in d.utterances)]
+
+
+def default_modalities(dataset: Dataset, corpus: str | None = None) -> tuple[str, ...]:
+    """What to extract when the user does not say: a named media corpus's own modalities
+    (:data:`~hotspot_erc.data.corpora.MEDIA_CORPORA`), else text and the media the dataset
+    names."""
+    if corpus in MEDIA_CORPORA:
+        return MEDIA_CORPORA[corpus]
+    return ("text", *media_modalities(dataset))
 
 
 def _build_extractors(config: ExtractConfig, modalities: list[str]) -> dict:

@@ -65,7 +65,7 @@ class ModelConfig:
     speaker_embedding: bool = True
     max_speakers: int = 8
     # Cross-modal graph. graph_nodes: what the graph's nodes read, the pooled HGF output
-    # ("hgf", method.md) or a projection of the global vector ("global"), in which case the
+    # ("hgf", docs/method.md) or a projection of the global vector ("global"), in which case the
     # hotspot evidence reaches the classifier through the utterance's own path only.
     graph_nodes: str = "hgf"
     use_graph: bool = True

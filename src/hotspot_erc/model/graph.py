@@ -1,4 +1,4 @@
-"""Cross-modal relational conversation graph (method.md, section 3).
+"""Cross-modal relational conversation graph (docs/method.md, section 3).
 
 Nodes
     One node per (dialogue ``b``, utterance ``u``, modality ``m``) where the utterance is real and

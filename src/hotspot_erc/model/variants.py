@@ -1,26 +1,90 @@
 """A registry of named model variants: an ablation is a name, not a fork.
 
-Every variant is a function that takes the base :class:`ModelConfig` (dimensions, classes, hidden
-size) and returns it with its switches set. ``build_model(name, **overrides)`` creates the model.
+A :class:`Variant` carries three things:
+
+* ``switches``: the settings that *define* it (``no_hgf`` is ``use_hgf=False``). Every variant
+  states every switch of :data:`SWITCHES`, so a config records unambiguously what ran, and an
+  override that contradicts one is an error naming both (``--variant full --set use_hgf=false``
+  is the variant ``no_hgf``, not a ``full`` that lacks HGF);
+* ``defaults``: other model settings it brings (CORECT's hidden size and dropout);
+* ``train_defaults``: training settings it brings (CORECT's optimiser), as
+  :class:`~hotspot_erc.engine.config.TrainConfig` field names.
+
+Precedence, lowest first: the config's own defaults and what the dataset fixes (dimensions,
+classes), then the variant's defaults and switches, then the user's overrides. So
+``--variant corect --set hidden=128`` trains CORECT with hidden 128.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-from hotspot_erc.model.config import ModelConfig
+from hotspot_erc.model.config import ModelConfig, reject_unknown_keys
 
-_REGISTRY: dict[str, tuple[Callable[[ModelConfig], ModelConfig], str]] = {}
+# The settings that decide which blocks a model has; each variant states all of them.
+SWITCHES: tuple[str, ...] = ("use_hgf", "use_prior", "use_moa", "moa_routing", "use_graph",
+                             "temporal_edges", "cross_edges", "pairwise_crossmodal")
+_FULL: dict[str, bool] = {"use_hgf": True, "use_prior": True, "use_moa": True,
+                          "moa_routing": True, "use_graph": True, "temporal_edges": True,
+                          "cross_edges": True, "pairwise_crossmodal": False}
 
 
-def register(name: str, description: str):
-    def wrap(fn: Callable[[ModelConfig], ModelConfig]):
-        if name in _REGISTRY:
-            raise ValueError(f"variant {name!r} registered twice")
-        _REGISTRY[name] = (fn, description)
-        return fn
-    return wrap
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    description: str
+    switches: Mapping[str, bool]
+    defaults: Mapping[str, object] = field(default_factory=dict)
+    train_defaults: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if set(self.switches) != set(SWITCHES):
+            raise ValueError(f"variant {self.name}: switches must state exactly {SWITCHES}")
+        reject_unknown_keys(ModelConfig, self.defaults)
+        overlap = set(self.defaults) & set(SWITCHES)
+        if overlap:
+            raise ValueError(f"variant {self.name}: {sorted(overlap)} are switches, not defaults")
+
+    def model_config(self, base: ModelConfig, overrides: Mapping[str, object] | None = None
+                     ) -> ModelConfig:
+        """``base`` with this variant's defaults and switches, then the user's ``overrides``
+        (a ValueError if one contradicts a switch)."""
+        overrides = dict(overrides or {})
+        reject_unknown_keys(ModelConfig, overrides)
+        if "variant" in overrides and overrides["variant"] != self.name:
+            raise ValueError(f"--set variant={overrides['variant']} contradicts --variant "
+                             f"{self.name}; choose the variant with --variant")
+        for key, value in overrides.items():
+            if key in self.switches and value != self.switches[key]:
+                raise ValueError(self._contradiction(key, value))
+        return base.replace(**{**self.defaults, **self.switches, **overrides,
+                               "variant": self.name})
+
+    def _contradiction(self, key: str, value: object) -> str:
+        wanted = {**self.switches, key: value}
+        matching = [v.name for v in _REGISTRY.values() if dict(v.switches) == wanted]
+        hint = (f"; that is the variant {matching[0]}: use --variant {matching[0]}" if matching
+                else "; no registered variant has that combination")
+        return (f"variant {self.name} is defined by {key}={self.switches[key]}, and the override "
+                f"{key}={value} contradicts it{hint}")
+
+
+_REGISTRY: dict[str, Variant] = {}
+
+
+def register(variant: Variant) -> Variant:
+    if variant.name in _REGISTRY:
+        raise ValueError(f"variant {variant.name!r} registered twice")
+    _REGISTRY[variant.name] = variant
+    return variant
+
+
+def get_variant(name: str) -> Variant:
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model variant {name!r}; known: {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]
 
 
 def list_variants(pattern: str = "*") -> list[str]:
@@ -28,14 +92,12 @@ def list_variants(pattern: str = "*") -> list[str]:
 
 
 def describe_variant(name: str) -> str:
-    return _lookup(name)[1]
+    return get_variant(name).description
 
 
 def variant_config(name: str, base: ModelConfig | None = None, **overrides) -> ModelConfig:
-    """The config of variant ``name``: ``base`` with the variant's switches, then ``overrides``."""
-    fn, _ = _lookup(name)
-    config = fn((base or ModelConfig()).replace(variant=name))
-    return config.replace(**overrides) if overrides else config
+    """The config of variant ``name``: ``base``, the variant's settings, then ``overrides``."""
+    return get_variant(name).model_config(base or ModelConfig(), overrides)
 
 
 def build_model(name: str, base: ModelConfig | None = None, **overrides):
@@ -44,55 +106,26 @@ def build_model(name: str, base: ModelConfig | None = None, **overrides):
     return HotspotERC(variant_config(name, base, **overrides))
 
 
-def _lookup(name: str):
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown model variant {name!r}; known: {', '.join(_REGISTRY)}")
-    return _REGISTRY[name]
+def _ablation(name: str, description: str, **changes: bool) -> Variant:
+    return register(Variant(name, description, {**_FULL, **changes}))
 
 
-@register("full", "HGF + Mixture-of-Aligners + cross-modal relational graph")
-def _full(c: ModelConfig) -> ModelConfig:
-    return c
-
-
-@register("no_hgf", "global vectors only (no local hotspots); MoA and graph kept")
-def _no_hgf(c: ModelConfig) -> ModelConfig:
-    return c.replace(use_hgf=False)
-
-
-@register("no_moa", "no cross-modal alignment: per-modality pooled HGF outputs concatenated")
-def _no_moa(c: ModelConfig) -> ModelConfig:
-    return c.replace(use_moa=False)
-
-
-@register("no_graph", "no conversation graph: the classifier sees the MoA output only")
-def _no_graph(c: ModelConfig) -> ModelConfig:
-    return c.replace(use_graph=False)
-
-
-@register("fixed_align", "MoA replaced by one plain cross-attention per modality pair (no routing)")
-def _fixed_align(c: ModelConfig) -> ModelConfig:
-    return c.replace(moa_routing=False)
-
-
-@register("no_cross_edges", "graph without same-utterance cross-modal edges")
-def _no_cross_edges(c: ModelConfig) -> ModelConfig:
-    return c.replace(cross_edges=False)
-
-
-@register("no_temporal_edges", "graph without temporal edges (self loops kept)")
-def _no_temporal_edges(c: ModelConfig) -> ModelConfig:
-    return c.replace(temporal_edges=False)
-
-
-@register("no_prior", "full model without rule-based hotspot priors (hotspots learned end to end)")
-def _no_prior(c: ModelConfig) -> ModelConfig:
-    return c.replace(use_prior=False)
-
-
-@register("corect", "CORECT baseline: global vectors, pairwise cross-modal transformers, "
-                    "relational temporal graph; hidden 100, dropout 0.5, windows 11/5")
-def _corect(c: ModelConfig) -> ModelConfig:
-    return c.replace(use_hgf=False, use_moa=False, pairwise_crossmodal=True, use_graph=True,
-                     temporal_edges=True, cross_edges=True, hidden=100, dropout=0.5,
-                     past=11, future=5, balance_weight=0.0)
+_ablation("full", "HGF + Mixture-of-Aligners + cross-modal relational graph")
+_ablation("no_hgf", "global vectors only (no local hotspots); MoA and graph kept", use_hgf=False)
+_ablation("no_moa", "no cross-modal alignment: per-modality pooled HGF outputs concatenated",
+          use_moa=False)
+_ablation("no_graph", "no conversation graph: the classifier sees the MoA output only",
+          use_graph=False)
+_ablation("fixed_align", "MoA replaced by one plain cross-attention per modality pair (no "
+          "routing)", moa_routing=False)
+_ablation("no_cross_edges", "graph without same-utterance cross-modal edges", cross_edges=False)
+_ablation("no_temporal_edges", "graph without temporal edges (self loops kept)",
+          temporal_edges=False)
+_ablation("no_prior", "full model without rule-based hotspot priors (hotspots learned end to "
+          "end)", use_prior=False)
+register(Variant(
+    "corect", "CORECT baseline: global vectors, pairwise cross-modal transformers, relational "
+              "temporal graph; hidden 100, dropout 0.5, windows 11/5, its optimiser settings",
+    switches={**_FULL, "use_hgf": False, "use_moa": False, "pairwise_crossmodal": True},
+    defaults={"hidden": 100, "dropout": 0.5, "past": 11, "future": 5, "balance_weight": 0.0},
+    train_defaults={"lr": 2.5e-4, "weight_decay": 1e-8, "batch_size": 10}))
