@@ -34,8 +34,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from hotspot_erc.engine.experiments import resolve_dataset, run_config
-    from hotspot_erc.engine.train import train
+    from hotspot_erc.engine.datasets import resolve_dataset
+    from hotspot_erc.engine.train import run_config, train
 
     dataset = resolve_dataset(args.dataset, args.data, text_setting=args.text_setting,
                               progress=False)

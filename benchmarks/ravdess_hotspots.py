@@ -34,7 +34,7 @@ def main() -> None:
 
     from hotspot_erc.data.batch import collate
     from hotspot_erc.engine.checkpoint import load_checkpoint
-    from hotspot_erc.engine.experiments import resolve_dataset
+    from hotspot_erc.engine.datasets import resolve_dataset
 
     torch.set_num_threads(2)
     dataset = resolve_dataset("ravdess", args.data, progress=False)

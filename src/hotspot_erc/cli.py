@@ -114,7 +114,8 @@ def _options(names: str):
 def _overrides(args: argparse.Namespace) -> tuple[dict, dict]:
     """The model and training settings the user asked for (``--set``; ``--epochs`` and the other
     training flags where given, and ``--train-set``), checked by building the configs once.
-    They are applied after the variant's own settings (:func:`~.experiments.run_config`)."""
+    They are applied after the variant's own settings
+    (:func:`~hotspot_erc.engine.train.run_config`)."""
     from hotspot_erc.engine.train import TrainConfig
     from hotspot_erc.model.config import ModelConfig
 
@@ -130,7 +131,7 @@ def _overrides(args: argparse.Namespace) -> tuple[dict, dict]:
 
 
 def _dataset(args: argparse.Namespace):
-    from hotspot_erc.engine.experiments import resolve_dataset
+    from hotspot_erc.engine.datasets import resolve_dataset
 
     if args.dataset == "synthetic":
         from hotspot_erc.data.synthetic import SyntheticConfig
@@ -151,8 +152,7 @@ def _dataset(args: argparse.Namespace):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from hotspot_erc.engine.experiments import run_config
-    from hotspot_erc.engine.train import train
+    from hotspot_erc.engine.train import run_config, train
 
     model_overrides, train_overrides = _overrides(args)
     dataset = _dataset(args)
@@ -187,7 +187,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_ablate(args: argparse.Namespace) -> int:
-    from hotspot_erc.engine.experiments import ablate, summary_table
+    from hotspot_erc.engine.ablate import ablate, summary_table
 
     model_overrides, train_overrides = _overrides(args)
     dataset = _dataset(args)
@@ -286,7 +286,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _cmd_quickstart(args: argparse.Namespace) -> int:
-    from hotspot_erc.engine.experiments import format_quickstart, quickstart
+    from hotspot_erc.engine.quickstart import format_quickstart, quickstart
 
     report = quickstart(args.out, epochs=args.epochs, seed=args.seed, progress=not args.quiet)
     _echo(format_quickstart(report))

@@ -166,8 +166,7 @@ def test_crema_d_clip_with_an_audio_checkpoint_trained_on_ravdess(shared_data, t
     from hotspot_erc.data.acted import load_ravdess
     from hotspot_erc.data.dialogue import Dataset
     from hotspot_erc.data.speaker_norm import normalise_speakers
-    from hotspot_erc.engine.experiments import run_config
-    from hotspot_erc.engine.train import train
+    from hotspot_erc.engine.train import run_config, train
     from hotspot_erc.features.extract import ExtractConfig, extract_dataset
 
     full = load_ravdess(shared_data)

@@ -35,8 +35,7 @@ def build_demo(out_dir: str | os.PathLike, dialogues: dict[str, int] | None = No
     Every step resumes: an existing corpus, feature store or finished run is reused.
     """
     from hotspot_erc.data.manifest import load_manifest
-    from hotspot_erc.engine.experiments import run_config
-    from hotspot_erc.engine.train import train
+    from hotspot_erc.engine.train import run_config, train
     from hotspot_erc.features.extract import ExtractConfig, extract_dataset
     from hotspot_erc.features.synth_media import make_demo_conversation, make_demo_corpus
 

@@ -28,7 +28,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +50,7 @@ from hotspot_erc.engine.ema import WeightAverage
 from hotspot_erc.engine.evaluate import evaluate_model
 from hotspot_erc.model.config import ModelConfig
 from hotspot_erc.model.model import HotspotERC
+from hotspot_erc.model.variants import get_variant
 
 
 class RunFolderBusy(OSError):
@@ -80,6 +81,19 @@ def model_config_for(dataset: Dataset, base: ModelConfig) -> ModelConfig:
                        if spec.extractor.startswith(("audio-", "video-"))]
     return base.replace(input_dims=dims, num_classes=len(dataset.label_names),
                         standardise=standardise)
+
+
+def run_config(dataset: Dataset, variant: str, model_overrides: Mapping | None = None,
+               train_overrides: Mapping | None = None, seed: int = 0
+               ) -> tuple[ModelConfig, TrainConfig]:
+    """The configs that train ``variant`` on ``dataset``: each config's defaults, then what the
+    dataset fixes (dimensions, classes), then the variant's settings, then the user's
+    ``model_overrides`` / ``train_overrides`` (:class:`~hotspot_erc.model.variants.Variant`)."""
+    chosen = get_variant(variant)
+    model_config = chosen.model_config(model_config_for(dataset, ModelConfig()), model_overrides)
+    train_config = TrainConfig().replace(**chosen.train_defaults).replace(
+        **dict(train_overrides or {}), seed=seed)
+    return model_config, train_config
 
 
 def fit_standardisers(model: HotspotERC, dialogues: list[Dialogue]) -> None:

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from hotspot_erc.engine.experiments import ablate, run_config, summary_table
+from hotspot_erc.engine.ablate import ablate, summary_table
+from hotspot_erc.engine.train import run_config
 
 
 @pytest.fixture(scope="module")
