@@ -384,3 +384,30 @@ def test_extract_defaults_to_the_modalities_the_corpus_is_read_with(capsys, tmp_
           str(tmp_path / "s")])
     assert seen["modalities"] == ("text",)
     capsys.readouterr()
+
+
+def test_features_joins_a_table_and_bad_options_are_one_line(capsys, tmp_path):
+    table = tmp_path / "audio.csv"
+    table.write_text("id,a\nnobody,1\n")
+    assert main(["data", "stats", "--dataset", "synthetic", *TINY]) == 0
+    capsys.readouterr()
+    assert main(["train", "--dataset", "synthetic", *TINY, "--features", f"text={table}",
+                 "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert "already has text features" in error_line(capsys)
+    assert main(["train", "--dataset", "synthetic", *TINY, "--features", "smell=x.csv",
+                 "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert error_line(capsys).startswith("hotspot-erc: error: --features smell=x.csv: expected "
+                                         "MODALITY=PATH")
+
+
+def test_tune_prints_each_trial_and_the_ablate_command(capsys, tmp_path):
+    pytest.importorskip("optuna")
+    assert main(["tune", "--dataset", "synthetic", *TINY, "--variant", "no_graph", "--trials",
+                 "1", "--seeds", "1", "--epochs", "1", "--threads", "1", "--set", "heads=2",
+                 "--out", str(tmp_path / "study")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("trial 0: valid weighted F1 ")
+    assert "run it for 5 seeds with: hotspot-erc ablate --variants no_graph --seeds 5 " in out
+    assert main(["tune", "--dataset", "synthetic", *TINY, "--train-set", "lr=0.1", "--out",
+                 str(tmp_path / "other")]) == 2
+    assert "are searched by the space 'common'" in error_line(capsys)

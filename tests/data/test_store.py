@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -251,3 +253,24 @@ def test_features_key_refuses_path_separators():
     assert FeatureStore.features_key(ModalitySpec("text-minilm", "1_a", 3, 3)) == "text-minilm@1_a"
     with pytest.raises(DataFormatError, match="must not contain '/'"):
         FeatureStore.features_key(ModalitySpec("text", "v1/2", 3, 3))
+
+
+def test_features_key_changes_with_the_recipe_and_only_with_it(tmp_path, dataset):
+    recipe = {"hop_seconds": 0.02, "packages": {"silero-vad": "6.2.3"}}
+    key = FeatureStore.features_key(ModalitySpec("audio-prosody", "audio1", 3, 3, None, recipe))
+    assert re.fullmatch(r"audio-prosody@audio1\+[0-9a-f]{12}", key)
+    reordered = {"packages": {"silero-vad": "6.2.3"}, "hop_seconds": 0.02}
+    assert FeatureStore.features_key(
+        ModalitySpec("audio-prosody", "audio1", 3, 3, None, reordered)) == key
+    other = {**recipe, "packages": {"silero-vad": "6.2.4"}}
+    assert FeatureStore.features_key(
+        ModalitySpec("audio-prosody", "audio1", 3, 3, None, other)) != key
+    # The recipe is stored in spec.json and read back.
+    spec = dataclasses.replace(dataset.feature_spec.modalities["text"],
+                               recipe={"max_tokens": 8, "speaker_norm": "dataset"})
+    save_dataset(Dataset(dataset.name, dataset.dialogues, dataset.label_names, dataset.splits,
+                         FeatureSpec({"text": spec})), tmp_path / "store")
+    stored = json.loads((tmp_path / "store" / "text" / FeatureStore.features_key(spec)
+                         / "spec.json").read_text())
+    assert stored["recipe"] == spec.recipe
+    assert load_store(tmp_path / "store").feature_spec.modalities["text"] == spec

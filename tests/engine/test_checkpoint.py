@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -171,9 +172,8 @@ def test_speaker_normalised_checkpoint_says_to_add_the_flag(saved):
     _, folder = saved
     checkpoint = load_checkpoint(folder)
     spec = checkpoint.feature_spec.modalities["audio"]
-    checkpoint.feature_spec.modalities["audio"] = ModalitySpec(
-        spec.extractor, spec.version + "_spknorm-dialogue", spec.global_dim, spec.local_dim,
-        spec.rate_hz)
+    checkpoint.feature_spec.modalities["audio"] = dataclasses.replace(
+        spec, recipe={**spec.recipe, "speaker_norm": "dialogue"})
     raw = FeatureSpec({**checkpoint.feature_spec.modalities, "audio": spec})
     with pytest.raises(FeatureSpecMismatch, match="trained on per-speaker normalised audio "
                                                   "features: add --speaker-norm audio "

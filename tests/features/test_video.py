@@ -81,11 +81,12 @@ def test_spec_dimensions_and_version(extractor):
     assert (spec.global_dim, spec.local_dim) == (3 * 22 + 1, 22) == (len(GLOBAL_COLUMNS),
                                                                     len(LOCAL_COLUMNS))
     assert spec.rate_hz == 15.0 and spec.version == extractor.version
+    assert spec.recipe == extractor.recipe()
     assert len(set(LOCAL_COLUMNS)) == len(LOCAL_COLUMNS)
-    # A recipe change must change the version, so stored features are never reused wrongly.
+    # A recipe change must change the recipe, so stored features are never reused wrongly.
     for changed in (VideoExtractor(fps=10), VideoExtractor(flow_size=128),
                     VideoExtractor(refine_landmarks=True), VideoExtractor(prior_threshold=3)):
-        assert changed.spec.version != spec.version
+        assert changed.spec.recipe != spec.recipe
 
 
 @pytest.mark.parametrize("options", [{"fps": 0}, {"flow_size": 8}, {"threads": 0},
@@ -244,7 +245,7 @@ def test_pickles_before_and_after_use():
     video = face_video(count=8, burst=None)
     used = copy.extract_one(video)
     again = pickle.loads(pickle.dumps(copy))  # models and tracking state are dropped
-    assert again.version == fresh.version and again._face_mesh is None
+    assert again.recipe() == fresh.recipe() and again._face_mesh is None
     np.testing.assert_array_equal(again.extract_one(video).local, used.local)
 
 

@@ -55,6 +55,15 @@ def config_for(modalities, **changes) -> ModelConfig:
                        hidden=16, heads=2, dropout=0.1, past=2, future=1, **changes)
 
 
+def with_hotspots(model: HotspotERC, scale: float = 0.5) -> HotspotERC:
+    """``model`` with its hotspot path switched on: at initialisation its scales are zero
+    (neutral start), and a test of what local evidence does needs them to be otherwise."""
+    with torch.no_grad():
+        for value in (model.hotspot_scales or {}).values():
+            value.fill_(scale)
+    return model
+
+
 def batch_of(dialogues, modalities=("text", "audio", "video")):
     return collate(dialogues, LABELS, spec_for(modalities))
 
@@ -135,6 +144,9 @@ def test_gradients_reach_every_parameter(dialogues):
     torch.manual_seed(0)
     config = config_for(("text", "audio", "video"), num_experts=4, top_k=4)
     model = HotspotERC(config)
+    # At initialisation the hotspot path is scaled by zero (neutral start) and its own weights
+    # get no gradient until the scales move.
+    with_hotspots(model, 0.1)
     batch = batch_of(dialogues)
     # The missing-modality embeddings learn only from utterances that miss that modality.
     for u, m in enumerate(("text", "audio", "video")):
@@ -207,7 +219,7 @@ def test_global_graph_nodes_keep_each_utterances_local_evidence_to_itself():
     rng = np.random.default_rng(3)
     dialogue = make_dialogue("d", 5, rng, modalities=("text",))
     torch.manual_seed(0)
-    model = HotspotERC(config_for(("text",), graph_nodes="global")).eval()
+    model = with_hotspots(HotspotERC(config_for(("text",), graph_nodes="global")).eval())
     base = model(batch_of([dialogue], ("text",))).logits[0]
     local = copy.deepcopy(dialogue)
     record = local.utterances[2].features["text"]
@@ -222,3 +234,49 @@ def test_global_graph_nodes_keep_each_utterances_local_evidence_to_itself():
     assert not torch.allclose(model(batch_of([moved], ("text",))).logits[0, 1], base[1])
     with pytest.raises(ValueError, match="graph_nodes"):
         config_for(("text",), graph_nodes="tokens")
+
+
+# -- neutral start (issue 14): the hotspot path adds to what no_hgf computes -------------------
+
+@pytest.mark.parametrize("modalities", [("text",), ("text", "audio", "video")])
+def test_at_initialisation_full_computes_what_no_hgf_computes(dialogues, modalities):
+    """With the hotspot scales at zero, full's logits equal those of no_hgf holding the same
+    weights (its global projections as no_hgf's encoders), MoA and graph included."""
+    from hotspot_erc.model.variants import variant_config
+
+    torch.manual_seed(0)
+    base = config_for(modalities, num_experts=4, top_k=2)
+    full = HotspotERC(variant_config("full", base)).eval()
+    no_hgf = HotspotERC(variant_config("no_hgf", base)).eval()
+    shared = {name.replace("global_projections.", "encoders."): value
+              for name, value in full.state_dict().items()
+              if not name.startswith(("encoders.", "hotspot_scales."))}
+    no_hgf.load_state_dict(shared, strict=True)
+    batch = batch_of(dialogues, modalities)
+    with torch.no_grad():
+        expected = no_hgf(batch).logits
+        torch.testing.assert_close(full(batch).logits, expected, atol=1e-5, rtol=1e-5)
+        # ...and the hotspot path does matter once its scale moves.
+        for scale in full.hotspot_scales.values():
+            scale.fill_(0.5)
+        assert not torch.allclose(full(batch).logits, expected, atol=1e-3)
+
+
+def test_the_hotspot_scales_learn_from_the_first_step(dialogues):
+    torch.manual_seed(0)
+    model = HotspotERC(config_for(("text", "audio", "video")))
+    batch = batch_of(dialogues)
+    model.loss(model(batch), batch.labels).backward()
+    assert all(float(scale.grad.abs().sum()) > 0 for scale in model.hotspot_scales.values())
+
+
+def test_a_checkpoint_config_from_before_keeps_the_old_model():
+    """Configs saved without ``neutral_start`` were trained with F = HGF(...) and zero-edged
+    aligners; loading them must rebuild exactly that model (same parameter names)."""
+    legacy = config_for(("text", "audio")).to_dict()
+    del legacy["neutral_start"]
+    config = ModelConfig.from_dict(legacy)
+    assert config.neutral_start is False
+    model = HotspotERC(config)
+    assert model.global_projections is None and model.hotspot_scales is None
+    assert all(aligner.edges == "zero" for aligner in model.moa.aligners.values())

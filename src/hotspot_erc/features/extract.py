@@ -34,6 +34,7 @@ uninterrupted run's (the extractors are deterministic).
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import time
@@ -47,7 +48,7 @@ from tqdm.auto import tqdm
 from hotspot_erc.atomic import write_json
 from hotspot_erc.data.corpora import MEDIA_CORPORA
 from hotspot_erc.data.dialogue import Dataset, Dialogue, ModalityFeatures, ModalitySpec, Utterance
-from hotspot_erc.data.store import FeatureStore
+from hotspot_erc.data.store import FeatureStore, short_digest
 from hotspot_erc.features.decode import SAMPLE_RATE, MediaError, cut_audio, load_audio, read_frames
 
 FAILURES_FILE = "extraction_failures.json"
@@ -161,8 +162,13 @@ def default_modalities(dataset: Dataset, corpus: str | None = None) -> tuple[str
     return ("text", *media_modalities(dataset))
 
 
-def _build_extractors(config: ExtractConfig, modalities: list[str]) -> dict:
+def build_extractors(config: ExtractConfig, modalities: list[str]) -> dict:
+    """The extractors ``config`` asks for, by modality, for ``modalities``."""
     extractors = {}
+    if "text" in modalities:
+        from hotspot_erc.features.text import TextExtractor
+
+        extractors["text"] = TextExtractor(config.text_setting)
     if "audio" in modalities:
         from hotspot_erc.features.audio import AudioExtractor
 
@@ -176,28 +182,28 @@ def _build_extractors(config: ExtractConfig, modalities: list[str]) -> dict:
 
 def extract_features(dataset: Dataset, store_root: str | os.PathLike,
                      config: ExtractConfig | None = None, progress: bool = True,
-                     text_extractor=None) -> ExtractReport:
+                     extractors: dict | None = None) -> ExtractReport:
     """Extract what the store lacks (see the module docstring) and return the run's report.
 
-    ``text_extractor`` reuses an already loaded :class:`~.text.TextExtractor` (its setting must
-    be ``config.text_setting``).
+    ``extractors`` maps a modality to a ready extractor, used instead of the one ``config``
+    describes: extractors rebuilt from a checkpoint's recipes
+    (:func:`~.registry.extractors_for`), or an already loaded text extractor to reuse. Video is
+    decoded at the video extractor's ``fps``.
     """
     config = config or ExtractConfig()
     began = time.perf_counter()
     store = FeatureStore.create(store_root, dataset)
     wanted_media = [m for m in media_modalities(dataset) if m in config.modalities]
-    extractors = _build_extractors(config, wanted_media)
-    specs: dict[str, ModalitySpec] = {m: e.spec for m, e in extractors.items()}
+    wanted = wanted_media.copy()
     if "text" in config.modalities and any(u.text.strip() for d in dataset for u in d.utterances):
-        from hotspot_erc.features.text import TextExtractor
-
-        text_extractor = text_extractor or TextExtractor(config.text_setting)
-        if text_extractor.setting.name != config.text_setting:
-            raise ValueError(f"text extractor setting {text_extractor.setting.name!r} differs "
-                             f"from config.text_setting={config.text_setting!r}")
-        specs = {"text": text_extractor.spec, **specs}
-    else:
-        text_extractor = None
+        wanted.insert(0, "text")
+    given = {m: e for m, e in (extractors or {}).items() if m in wanted}
+    chosen = {**build_extractors(config, [m for m in wanted if m not in given]), **given}
+    extractors = {m: chosen[m] for m in wanted}  # text first, as the store lists modalities
+    if "video" in extractors:
+        config = dataclasses.replace(config, fps=extractors["video"].fps)
+    specs: dict[str, ModalitySpec] = {m: e.spec for m, e in extractors.items()}
+    text_extractor = extractors.pop("text", None)
     keys = {m: FeatureStore.features_key(spec) for m, spec in specs.items()}
     failures_path = Path(store_root) / FAILURES_FILE
     failures = _read_failures(failures_path)
@@ -478,11 +484,10 @@ def extract_dataset(dataset: Dataset, config: ExtractConfig | None = None,
 
 
 def dataset_digest(dataset: Dataset) -> str:
-    """12 hex digits of a SHA-256 over what the features depend on: dialogue and utterance ids,
-    texts, times and media paths (and the files' sizes and modification times), so an edited
-    transcript or a replaced recording never reads stale features."""
-    import hashlib
-
+    """:func:`~hotspot_erc.data.store.short_digest` of what the features depend on: dialogue and
+    utterance ids, texts, times and media paths (and the files' sizes and modification times),
+    so an edited transcript or a replaced recording never reads stale features. The one digest
+    naming a dataset's cache folder."""
     def stamp(media: dict[str, str]) -> str:
         parts = []
         for modality, path in sorted(media.items()):
@@ -493,9 +498,10 @@ def dataset_digest(dataset: Dataset) -> str:
                 parts.append(f"{modality}={path}:missing")
         return ";".join(parts)
 
-    digest = hashlib.sha256()
-    for dialogue in dataset:
-        digest.update(f"{dialogue.did}\t{stamp(dialogue.media)}\n".encode())
-        for u in dialogue.utterances:
-            digest.update(f"{u.uid}\t{u.text}\t{u.start}\t{u.end}\t{stamp(u.media)}\n".encode())
-    return digest.hexdigest()[:12]
+    def lines():
+        for dialogue in dataset:
+            yield f"{dialogue.did}\t{stamp(dialogue.media)}\n"
+            for u in dialogue.utterances:
+                yield f"{u.uid}\t{u.text}\t{u.start}\t{u.end}\t{stamp(u.media)}\n"
+
+    return short_digest(lines())

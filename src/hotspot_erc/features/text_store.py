@@ -1,8 +1,8 @@
 """Extract the text features of a whole dataset into a feature store, once, resumably.
 
 The features of one dialogue are written as one file of the store (see
-:mod:`hotspot_erc.data.store`) under the key ``text-<setting>@<version>`` of the extractor's
-:class:`~hotspot_erc.data.dialogue.ModalitySpec`, so:
+:mod:`hotspot_erc.data.store`) under the key ``text-<setting>@<version>+<recipe digest>`` of the
+extractor's :class:`~hotspot_erc.data.dialogue.ModalitySpec`, so:
 
 * a second run with the same recipe finds every dialogue written and extracts nothing (it does
   not even load the model);
@@ -13,8 +13,8 @@ The features of one dialogue are written as one file of the store (see
   of similar lengths waste little compute on padding (1.7x faster than one call per IEMOCAP
   dialogue); each dialogue is still written on its own, so an interruption loses at most one
   such group;
-* a changed recipe (another model, ``max_tokens`` or lexicon set) has another version, hence
-  another key, and never mixes with the old features.
+* a changed recipe (another model package, ``max_tokens`` or lexicon set) has another digest,
+  hence another key, and never mixes with the old features.
 
 Caveat inherited from the store: features are keyed by utterance id, so a corpus whose texts are
 edited without changing its utterance ids needs a fresh folder.
@@ -22,7 +22,6 @@ edited without changing its utterance ids needs a fresh folder.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ from tqdm.auto import tqdm
 
 from hotspot_erc.data.corpora import load_dataset
 from hotspot_erc.data.dialogue import Dataset, Dialogue
-from hotspot_erc.data.store import FeatureStore
+from hotspot_erc.data.store import FeatureStore, short_digest
 from hotspot_erc.features.text import TextExtractor, cache_root
 from hotspot_erc.terminal import printable
 
@@ -104,7 +103,7 @@ def safe_folder_name(name: str) -> str:
     if _PLAIN_NAME.fullmatch(name) and len(name) <= MAX_FOLDER_NAME:
         return name
     slug = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".")[:MAX_FOLDER_NAME - 9]
-    return f"{slug}_{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+    return f"{slug}_{short_digest([name], 8)}"
 
 
 def load_text_dataset(name: str, root: str | os.PathLike | None = None, setting: str = "minilm",
@@ -124,15 +123,14 @@ def extract_text_dataset(dataset: Dataset, setting: str = "minilm",
                          folder: str | os.PathLike | None = None) -> Dataset:
     """``dataset`` with text features from the cache, extracting what is missing.
 
-    Without ``folder`` the cache folder is named after the dataset and a digest of its utterance
-    ids and texts, so two different corpora loaded under one name never share features.
+    Without ``folder`` the cache folder is named after the dataset and its
+    :func:`~.extract.dataset_digest`, so two different corpora loaded under one name never share
+    features.
     """
     if folder is None:
-        digest = hashlib.sha256()
-        for dialogue in dataset:
-            for utt in dialogue.utterances:
-                digest.update(f"{utt.uid}\t{utt.text}\n".encode())
-        folder = default_feature_cache(f"{dataset.name}-{digest.hexdigest()[:12]}", cache_dir)
+        from hotspot_erc.features.extract import dataset_digest
+
+        folder = default_feature_cache(f"{dataset.name}-{dataset_digest(dataset)}", cache_dir)
     extractor = TextExtractor(setting)
     store = extract_text_features(dataset, folder, setting, progress, extractor)
     return store.load_dataset({MODALITY: FeatureStore.features_key(extractor.spec)})

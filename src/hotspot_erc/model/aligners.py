@@ -1,10 +1,20 @@
 """Aligner experts of the Mixture-of-Aligners: each maps a source sequence to an aligned candidate.
 
-Every expert takes ``x`` ``(N, L, H)`` and a bool ``mask`` ``(N, L)`` and returns ``(N, L, H)``.
-Padded positions are zeroed before the expert reads them and in what it returns, so a padded
-position never leaks into a valid one and the output is exactly zero where ``mask`` is False.
+Every expert takes ``x`` ``(N, L, H)`` and a bool ``mask`` ``(N, L)`` and returns ``(N, L, H)``,
+exactly zero where ``mask`` is False. What an expert reads at an invalid position (a gap, the
+padding after the sequence, a position beyond either end) depends on ``edges``:
 
-The four kinds, with ``x~ = mask * x`` the source with its padding zeroed:
+* ``"replicate"`` (the default): the nearest valid position's value; a gap holds the value before
+  it, the edges repeat the first and last valid values (:func:`fill_gaps`). An expert then maps
+  a constant sequence to the constant it maps a single position to: a sequence without local
+  structure is aligned exactly as its one utterance-level position would be, which is what lets
+  the hotspot path of the full model start neutral (see :mod:`hotspot_erc.model.model`);
+* ``"zero"``: zero, as in models trained before edges were replicated (their checkpoints record
+  it and keep computing what they were trained to).
+
+Either way a padded position's own content never leaks into a valid one.
+
+The four kinds, with ``x~`` the source with its invalid positions filled that way:
 
 * :class:`IdentityAligner` (``identity``): ``y_t = x~_t``; the source is already in step.
 * :class:`ShiftAligner` (``shift``): a soft, learned temporal shift,
@@ -45,11 +55,45 @@ from torch import Tensor, nn
 from torch.nn import functional
 
 EXPERT_KINDS = ("identity", "shift", "conv", "low_rank")
+EDGES = ("replicate", "zero")
 
 
 def _zero_padding(x: Tensor, mask: Tensor) -> Tensor:
     """``x`` ``(N, L, H)`` with the positions where ``mask`` ``(N, L)`` is False set to zero."""
     return x.masked_fill(~mask.unsqueeze(-1), 0.0)
+
+
+def fill_gaps(x: Tensor, mask: Tensor) -> Tensor:
+    """``x`` ``(N, L, H)`` with every position where ``mask`` ``(N, L)`` is False holding the
+    value of the last valid position before it, or of the first valid one for leading gaps (a
+    row without any valid position is left as it is: its output is masked anyway)."""
+    length = x.shape[1]
+    index = torch.arange(length, device=x.device).expand_as(mask)
+    before = torch.where(mask, index, -1).cummax(dim=1).values  # (N, L) last valid at or before
+    first = torch.where(mask, index, length).min(dim=1, keepdim=True).values  # (N, 1)
+    source = torch.where(before >= 0, before, first).clamp(max=length - 1)
+    return x.gather(1, source.unsqueeze(-1).expand_as(x))
+
+
+def _edged(x: Tensor, mask: Tensor, edges: str) -> Tensor:
+    """The source an expert reads: gaps filled (``replicate``) or zeroed (``zero``)."""
+    return fill_gaps(x, mask) if edges == "replicate" else _zero_padding(x, mask)
+
+
+def _pad_time(source: Tensor, width: int, edges: str) -> Tensor:
+    """``source`` ``(N, H, L)`` padded by ``width // 2`` on both ends of time."""
+    return functional.pad(source, (width // 2, width // 2),
+                          mode="replicate" if edges == "replicate" else "constant")
+
+
+def _temporal_conv(x: Tensor, mask: Tensor, kernel: Tensor, bias: Tensor | None,
+                   edges: str) -> Tensor:
+    """Depth-wise ``conv1d`` of ``x`` ``(N, L, H)`` read as ``edges`` says; ``kernel``
+    ``(H, W)`` (``W`` odd), ``bias`` ``(H,)`` or None; zero where ``mask`` is False."""
+    hidden, width = kernel.shape
+    source = _pad_time(_edged(x, mask, edges).transpose(1, 2), width, edges)
+    out = functional.conv1d(source, kernel.unsqueeze(1), bias, groups=hidden)
+    return _zero_padding(out.transpose(1, 2), mask)
 
 
 class IdentityAligner(nn.Module):
@@ -83,11 +127,12 @@ class ShiftAligner(nn.Module):
 
     kind = "shift"
 
-    def __init__(self, max_shift: int) -> None:
+    def __init__(self, max_shift: int, edges: str = "replicate") -> None:
         super().__init__()
         if max_shift < 1:
             raise ValueError(f"ShiftAligner: max_shift must be at least 1, got {max_shift}")
         self.max_shift = max_shift
+        self.edges = _check_edges(edges)
         self.shift_logits = nn.Parameter(torch.zeros(2 * max_shift + 1))
 
     def offsets(self) -> Tensor:
@@ -102,15 +147,13 @@ class ShiftAligner(nn.Module):
         return offset_weights.flip(0).unsqueeze(0), None
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        hidden = x.shape[-1]
-        kernel = self.temporal_kernel()[0].unsqueeze(0).expand(hidden, 1, -1)  # (H, 1, 2S+1)
-        source = _zero_padding(x, mask).transpose(1, 2)  # (N, H, L)
-        shifted = functional.conv1d(source, kernel, padding=self.max_shift, groups=hidden)
-        return _zero_padding(shifted.transpose(1, 2), mask)
+        kernel = self.temporal_kernel()[0].expand(x.shape[-1], -1)  # (H, 2S+1)
+        return _temporal_conv(x, mask, kernel, None, self.edges)
 
 
 class DepthwiseConvAligner(nn.Module):
-    """A depth-wise temporal convolution of odd width ``kernel_size``, zero-padded at the edges.
+    """A depth-wise temporal convolution of odd width ``kernel_size``; its edges repeat the
+    first and last valid values.
 
     Args:
         hidden (int): channels ``H``.
@@ -119,20 +162,22 @@ class DepthwiseConvAligner(nn.Module):
 
     kind = "conv"
 
-    def __init__(self, hidden: int, kernel_size: int) -> None:
+    def __init__(self, hidden: int, kernel_size: int, edges: str = "replicate") -> None:
         super().__init__()
+        self.edges = _check_edges(edges)
         if kernel_size < 3 or kernel_size % 2 == 0:
             raise ValueError(f"DepthwiseConvAligner: kernel_size must be odd and at least 3, "
                              f"got {kernel_size}")
-        self.conv = nn.Conv1d(hidden, hidden, kernel_size, padding=kernel_size // 2, groups=hidden)
+        # Applied through _temporal_conv (edge-replicated padding); the module holds the weights.
+        self.conv = nn.Conv1d(hidden, hidden, kernel_size, groups=hidden)
 
     def temporal_kernel(self) -> tuple[Tensor, Tensor | None]:
         """The per-channel kernel ``(H, kernel_size)`` and bias ``(H,)``."""
         return self.conv.weight.squeeze(1), self.conv.bias
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        source = _zero_padding(x, mask).transpose(1, 2)  # (N, H, L)
-        return _zero_padding(self.conv(source).transpose(1, 2), mask)
+        kernel, bias = self.temporal_kernel()
+        return _temporal_conv(x, mask, kernel, bias, self.edges)
 
 
 class LowRankAligner(nn.Module):
@@ -156,8 +201,14 @@ class LowRankAligner(nn.Module):
         return _zero_padding(self.up(self.down(_zero_padding(x, mask))), mask)
 
 
+def _check_edges(edges: str) -> str:
+    if edges not in EDGES:
+        raise ValueError(f"aligner edges={edges!r}, expected one of {EDGES}")
+    return edges
+
+
 def build_aligner_experts(num_experts: int, hidden: int, *, max_shift: int, conv_kernel: int,
-                          low_rank: int) -> nn.ModuleList:
+                          low_rank: int, edges: str = "replicate") -> nn.ModuleList:
     """``num_experts`` (at least 3) experts: identity, shift, conv, low-rank, then shift, conv,
     low-rank again. Three is the minimum so that the router always chooses between different
     kinds of alignment (in step, displaced, smeared)."""
@@ -169,9 +220,9 @@ def build_aligner_experts(num_experts: int, hidden: int, *, max_shift: int, conv
         if kind == "identity":
             return IdentityAligner()
         if kind == "shift":
-            return ShiftAligner(max_shift)
+            return ShiftAligner(max_shift, edges)
         if kind == "conv":
-            return DepthwiseConvAligner(hidden, conv_kernel)
+            return DepthwiseConvAligner(hidden, conv_kernel, edges)
         return LowRankAligner(hidden, low_rank)
 
     repeated_kinds = EXPERT_KINDS[1:]
@@ -191,15 +242,16 @@ def mix_experts_reference(experts: Sequence[nn.Module], weights: Tensor, x: Tens
     return torch.einsum("ne,nelh->nlh", weights, candidates)
 
 
-def mix_experts(experts: Sequence[nn.Module], weights: Tensor, x: Tensor, mask: Tensor) -> Tensor:
+def mix_experts(experts: Sequence[nn.Module], weights: Tensor, x: Tensor, mask: Tensor,
+                edges: str = "replicate") -> Tensor:
     """The same mixture as :func:`mix_experts_reference`, in one pass (see the module docstring).
 
     Shapes: ``weights`` ``(N, E)``, ``x`` ``(N, L, H)``, ``mask`` ``(N, L)`` -> ``(N, L, H)``,
-    zero where ``mask`` is False. An expert with weight exactly 0 for every row gets an exactly
-    zero gradient, as in the reference.
+    zero where ``mask`` is False; ``edges`` must be the experts' own. An expert with weight
+    exactly 0 for every row gets an exactly zero gradient, as in the reference.
     """
     num_rows, length, hidden = x.shape
-    source = _zero_padding(x, mask)  # (N, L, H)
+    source = _edged(x, mask, _check_edges(edges))  # (N, L, H)
     temporal = [e for e, expert in enumerate(experts) if expert.kind != "low_rank"]
     # Weighting the rank-r code of a low-rank expert is cheaper than weighting its H-wide output.
     terms = [expert.up(weights[:, e, None, None] * expert.down(source))
@@ -210,11 +262,19 @@ def mix_experts(experts: Sequence[nn.Module], weights: Tensor, x: Tensor, mask: 
         padded = torch.stack([
             functional.pad(kernel, ((widest - kernel.shape[-1]) // 2,) * 2).expand(hidden, widest)
             for kernel, _ in kernels])  # (T, H, widest)
-        # Taps more than L - 1 positions off centre only ever read the zero padding; dropping them
-        # is exact, and oneDNN is slow on kernels wider than the sequence (12 ms against 0.7 ms
-        # for the utterance-level sequences, L = 1, of the ``no_hgf`` variant).
+        # Taps more than L - 1 positions off centre read only padding: zeros, or the replicated
+        # edge that the outermost tap within reach reads too. Dropping them, or folding their
+        # weights into that tap, is exact, and oneDNN is slow on kernels wider than the
+        # sequence (12 ms against 0.7 ms for the one-position sequences of ``no_hgf``).
         width = min(widest, 2 * length - 1)
-        padded = padded[..., (widest - width) // 2:(widest + width) // 2]  # (T, H, W)
+        if width < widest and edges == "zero":
+            padded = padded[..., (widest - width) // 2:(widest + width) // 2]
+        elif width < widest:
+            cut = (widest - width) // 2
+            inner = padded[..., cut:widest - cut].clone()
+            inner[..., 0] += padded[..., :cut].sum(-1)
+            inner[..., -1] += padded[..., widest - cut:].sum(-1)
+            padded = inner  # (T, H, W)
         mixed_kernel = torch.einsum("nt,thw->nhw", weights[:, temporal], padded)  # (N, H, W)
         biased = [(e, bias) for e, (_, bias) in zip(temporal, kernels, strict=True)
                   if bias is not None]
@@ -222,11 +282,12 @@ def mix_experts(experts: Sequence[nn.Module], weights: Tensor, x: Tensor, mask: 
                                    torch.stack([bias for _, bias in biased])).reshape(-1)
                       if biased else None)  # (N*H,)
         # One group per (utterance, channel): a depth-wise convolution with a kernel per utterance.
+        framed = _pad_time(source.transpose(1, 2), width, edges)  # (N, H, L + W - 1)
         convolved = functional.conv1d(
-            source.transpose(1, 2).reshape(1, num_rows * hidden, length),
+            framed.reshape(1, num_rows * hidden, length + width - 1),
             mixed_kernel.reshape(num_rows * hidden, 1, width), mixed_bias,
-            padding=width // 2, groups=num_rows * hidden)  # (1, N*H, L)
+            groups=num_rows * hidden)  # (1, N*H, L)
         terms.append(convolved.view(num_rows, hidden, length).transpose(1, 2))
     if not terms:  # no rows or no positions: nothing to mix
-        return source
+        return _zero_padding(source, mask)
     return _zero_padding(sum(terms[1:], terms[0]), mask)

@@ -126,14 +126,17 @@ class PairAligner(nn.Module):
     """
 
     def __init__(self, hidden: int, *, num_experts: int, top_k: int, heads: int, dropout: float,
-                 routing: bool, max_shift: int, conv_kernel: int, low_rank: int) -> None:
+                 routing: bool, max_shift: int, conv_kernel: int, low_rank: int,
+                 edges: str = "replicate") -> None:
         super().__init__()
         self.num_experts = num_experts
         self.top_k = top_k
         self.routing = routing
+        self.edges = edges
         if routing:
             self.experts = build_aligner_experts(num_experts, hidden, max_shift=max_shift,
-                                                 conv_kernel=conv_kernel, low_rank=low_rank)
+                                                 conv_kernel=conv_kernel, low_rank=low_rank,
+                                                 edges=edges)
             self.router = nn.Linear(2 * hidden, num_experts)
         # No dropout on the attention weights (see the module docstring): only on its output.
         self.cross_attention = nn.MultiheadAttention(hidden, heads, dropout=0.0,
@@ -154,7 +157,8 @@ class PairAligner(nn.Module):
             kept_probs, selected = probs.topk(self.top_k, dim=-1)  # (N, K)
             kept_weights = kept_probs / kept_probs.sum(dim=-1, keepdim=True).detach()
             weights = torch.zeros_like(probs).scatter(-1, selected, kept_weights)  # (N, E)
-            keys = mix_experts(self.experts, weights, source, source_mask)  # (N, Lk, H)
+            keys = mix_experts(self.experts, weights, source, source_mask,
+                               self.edges)  # (N, Lk, H)
             info = RoutingInfo(probs=probs, selected=selected, weights=weights, valid=valid)
         # A row without any valid source position would make every attention score -inf and the
         # softmax NaN (NaN gradients too); such rows attend to their zeroed keys instead, and the
@@ -180,6 +184,8 @@ class MixtureOfAligners(nn.Module):
         max_shift (int): largest displacement of the shift expert (default 4).
         conv_kernel (int): odd width of the depth-wise convolution expert (default 9).
         low_rank (int): rank of the low-rank expert (default 16, capped at ``hidden``).
+        edges (str): what the experts read beyond a sequence's valid positions, ``"replicate"``
+            or ``"zero"`` (:mod:`hotspot_erc.model.aligners`; default ``"replicate"``).
 
     Shapes:
         ``sequences[m]`` ``(N, L_m, H)``, ``masks[m]`` ``(N, L_m)`` bool, ``present[m]`` ``(N,)``
@@ -188,7 +194,8 @@ class MixtureOfAligners(nn.Module):
 
     def __init__(self, modalities: Sequence[str], hidden: int, *, num_experts: int = 4,
                  top_k: int = 2, heads: int = 4, dropout: float = 0.1, routing: bool = True,
-                 max_shift: int = 4, conv_kernel: int = 9, low_rank: int = 16) -> None:
+                 max_shift: int = 4, conv_kernel: int = 9, low_rank: int = 16,
+                 edges: str = "replicate") -> None:
         super().__init__()
         modalities = list(modalities)
         if len(modalities) < 2:
@@ -215,7 +222,7 @@ class MixtureOfAligners(nn.Module):
             self._pair_key(source, target): PairAligner(
                 hidden, num_experts=num_experts, top_k=top_k, heads=heads, dropout=dropout,
                 routing=routing, max_shift=max_shift, conv_kernel=conv_kernel,
-                low_rank=min(low_rank, hidden))
+                low_rank=min(low_rank, hidden), edges=edges)
             for source, target in self.pairs})
         self.pools = nn.ModuleDict({m: AttentionPool(hidden) for m in modalities})
 

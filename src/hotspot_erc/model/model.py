@@ -2,13 +2,21 @@
 
 For every utterance ``i`` and modality ``m`` present in it::
 
-    F[i,m]     = HGF_m(X[i,m], g[i,m], prior[i,m])             (or Proj_m(g[i,m]) as one position)
+    F[i,m]     = Proj_m(g[i,m]) + gamma_m * HGF_m(X[i,m], g[i,m], prior[i,m])     (per position;
+                 Proj_m(g[i,m]) as one position without HGF)
     z_moa[i]   = [ MoA({F[i,m]})_m  |  e_m if m is missing ]_m    (concatenated over modalities)
     n[i,m]     = pool(F[i,m])   or  Proj'_m(g[i,m])  (option graph_nodes="global")
     n[i,m]     <- DialogueContext_m(n[., m], speakers)[i]                     (option)
     z_graph[i] = [ Graph({n[., m]})[i,m]  |  e_m if m is missing ]_m
     logits[i]  = MLP([z_moa[i] ; z_graph[i]])
     loss       = CE(logits, y; class weights) + lambda * sum_pairs L_bal
+
+**Neutral start.** ``gamma_m`` (one scale per channel) starts at zero, so at initialisation each
+sequence is the utterance's global projection repeated over its valid positions, and the model
+computes exactly what ``no_hgf`` computes from the same weights: pooling a constant sequence
+gives the constant, and the aligners read a constant sequence as the one position it repeats
+(:mod:`hotspot_erc.model.aligners`). Training then adds hotspot evidence only where it helps.
+Checkpoints from before (``neutral_start=False`` in their config) keep ``F = HGF(...)``.
 
 ``e_m`` is a learned "modality missing" embedding: a missing modality is masked end to end (its
 feature values never enter any computation) and the classifier is told explicitly that it is
@@ -78,6 +86,10 @@ class HotspotERC(nn.Module):
         self.modalities = config.modalities
         hidden = config.hidden
         self.encoders = nn.ModuleDict()
+        # With the neutral start: the global path Proj_m and the scale gamma_m of the hotspot path.
+        neutral = config.use_hgf and config.neutral_start
+        self.global_projections = nn.ModuleDict() if neutral else None
+        self.hotspot_scales = nn.ParameterDict() if neutral else None
         for m in self.modalities:
             global_dim, local_dim = config.input_dims[m]
             if config.use_hgf:
@@ -87,14 +99,20 @@ class HotspotERC(nn.Module):
                     smoothing_kernel=config.smoothing_kernel, use_prior=config.use_prior,
                     weighting=config.hotspot_weighting, dropout=config.dropout,
                     local_contrast=config.local_contrast)
-            else:
-                self.encoders[m] = nn.Sequential(nn.Linear(global_dim, hidden), nn.GELU(),
-                                                 nn.Dropout(config.dropout))
+            if not config.use_hgf or neutral:
+                projection = nn.Sequential(nn.Linear(global_dim, hidden), nn.GELU(),
+                                           nn.Dropout(config.dropout))
+                if neutral:
+                    self.global_projections[m] = projection
+                    self.hotspot_scales[m] = nn.Parameter(torch.zeros(hidden))
+                else:
+                    self.encoders[m] = projection
         multimodal = len(self.modalities) > 1
         self.moa = (MixtureOfAligners(self.modalities, hidden, num_experts=config.num_experts,
                                       top_k=config.top_k, heads=config.heads,
                                       dropout=config.dropout, routing=config.moa_routing,
-                                      max_shift=config.max_shift, conv_kernel=config.conv_kernel)
+                                      max_shift=config.max_shift, conv_kernel=config.conv_kernel,
+                                      edges="replicate" if config.neutral_start else "zero")
                     if config.use_moa and multimodal else None)
         # Without MoA (ablation, corect, or one modality) each modality is pooled on its own.
         self.pools = (nn.ModuleDict({m: AttentionPool(hidden) for m in self.modalities})
@@ -245,7 +263,12 @@ class HotspotERC(nn.Module):
         if rows.numel():
             out = self.encoders[m](local[rows], local_mask[rows], globals_[rows],
                                    prior[rows], has_prior[rows])
-            sequence = sequence.index_copy(0, rows, out.fused)
+            fused = out.fused  # (n, L, H)
+            if self.global_projections is not None:
+                base = self.global_projections[m](globals_[rows])  # (n, H)
+                fused = (base[:, None, :] * local_mask[rows, :, None]
+                         + self.hotspot_scales[m] * fused)
+            sequence = sequence.index_copy(0, rows, fused)
             weights = weights.index_copy(0, rows, out.hotspot_weights)
             gate = gate.index_copy(0, rows, out.gate.mean(dim=-1) * local_mask[rows])
         num_dialogues, width = shape

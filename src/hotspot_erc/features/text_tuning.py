@@ -1,0 +1,319 @@
+"""Emotion-tuned text encoders, cross-fitted so that no training feature comes from an encoder that
+saw its label.
+
+Frozen sentence encoders are trained for similarity, not emotion; ERC systems that lead the
+benchmarks tune theirs. This module fine-tunes the packaged encoder (all-MiniLM-L6-v2 by default)
+on a corpus's training split and extracts the same kind of features :mod:`~.text` does.
+
+Input, per utterance: its preceding ``context`` turns and then itself, as a tokenizer pair::
+
+    first segment  = "A: previous turn ... B: last turn before"      (may be empty)
+    second segment = "speaker: utterance text"
+
+Objective: cross-entropy of a linear head over the mean of the encoder's token states (the whole
+pair), on the labelled training utterances; AdamW, a linear decay of the learning rate.
+
+Cross-fitting: the training dialogues are split into ``folds`` groups; encoder ``k`` is tuned on
+every training dialogue outside group ``k``. A training utterance of group ``k`` gets its
+features from encoder ``k``, which never saw it; validation and test utterances (and any other)
+get the mean of all ``folds`` encoders' features, so that every split reads the same family of
+encoders (:func:`fold_of` says which encoder made which training features).
+
+Features, as :class:`~.text.TextExtractor` makes them from a frozen encoder:
+
+* ``local``: the token states of the utterance's own word pieces (the second segment without
+  its ``speaker:`` prefix, at most ``max_tokens``), now read in the context of its preceding turns;
+* ``global_vector``: the mean of the token states over the whole pair, L2-normalised (what the
+  classifier head was trained on, before normalisation);
+* ``prior``: the lexicon salience of each piece's word, as for frozen encoders.
+
+Each fold's encoder is saved after every epoch (safetensors: weights, optimiser moments; JSON:
+the epoch), so a killed run resumes at its last finished epoch; a finished fold is not retrained.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hotspot_erc.atomic import atomic_open, write_json
+from hotspot_erc.data.dialogue import Dataset, Dialogue, ModalityFeatures
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """How the encoder is tuned; every field is part of the feature recipe."""
+
+    base: str = "minilm"
+    folds: int = 2
+    epochs: int = 2
+    lr: float = 5e-5
+    batch_size: int = 32
+    context: int = 1  # preceding turns in the input
+    max_length: int = 128  # word pieces of the whole pair
+    max_tokens: int = 64  # word pieces of the utterance kept as its local sequence
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.folds < 2:
+            raise ValueError("TuningConfig.folds must be >= 2 (cross-fitting needs a fold to "
+                             "hold out)")
+        for name in ("epochs", "batch_size", "max_length", "max_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TuningConfig.{name} must be >= 1")
+        if self.context < 0 or not self.lr > 0:
+            raise ValueError("TuningConfig: context must be >= 0 and lr > 0")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def fold_of(dataset: Dataset, folds: int, seed: int) -> dict[str, int]:
+    """The group (0..folds-1) of each training dialogue: a seeded permutation of the sorted ids,
+    dealt round-robin, so the groups differ in size by at most one."""
+    ids = sorted(dataset.splits.get("train", []))
+    order = np.random.default_rng(seed).permutation(len(ids))
+    return {ids[i]: rank % folds for rank, i in enumerate(order)}
+
+
+def pair_texts(dialogue: Dialogue, context: int) -> list[tuple[str, str, int]]:
+    """Per utterance ``(first segment, second segment, length of the "speaker: " prefix)``."""
+    pairs = []
+    for index, utterance in enumerate(dialogue.utterances):
+        before = dialogue.utterances[max(0, index - context):index] if context else []
+        first = " ".join(f"{u.speaker}: {u.text.strip()}" for u in before if u.text.strip())
+        prefix = f"{utterance.speaker}: "
+        pairs.append((first, prefix + utterance.text.strip(), len(prefix)))
+    return pairs
+
+
+class TunedTextEncoders:
+    """The ``folds`` tuned encoders of one corpus, in ``folder`` (module docstring)."""
+
+    def __init__(self, dataset: Dataset, config: TuningConfig, folder: str | os.PathLike,
+                 progress: bool = False) -> None:
+        self.dataset = dataset
+        self.config = config
+        self.folder = Path(folder)
+        self.progress = progress
+        self.folds = fold_of(dataset, config.folds, config.seed)
+        self._tokenizer = None
+
+    # -- tuning --------------------------------------------------------------------------------
+
+    def tune(self, stop_after_epoch: int | None = None) -> None:
+        """Tune every fold's encoder that is not finished yet (resuming a started one);
+        ``stop_after_epoch`` ends each fold's run early, as a kill would (for tests)."""
+        for fold in range(self.config.folds):
+            self._tune_fold(fold, stop_after_epoch)
+
+    def _examples(self, fold: int) -> list[tuple[str, str, int]]:
+        """``(first, second, label index)`` of the labelled training utterances outside
+        ``fold``, in a fixed order."""
+        labels = {name: index for index, name in enumerate(self.dataset.label_names)}
+        examples = []
+        for dialogue in self.dataset.split("train"):
+            if self.folds[dialogue.did] == fold:
+                continue
+            for utterance, (first, second, _) in zip(dialogue.utterances,
+                                                     pair_texts(dialogue, self.config.context),
+                                                     strict=True):
+                if utterance.label is not None and utterance.scored and utterance.text.strip():
+                    examples.append((first, second, labels[utterance.label]))
+        return examples
+
+    def _tune_fold(self, fold: int, stop_after_epoch: int | None = None) -> None:
+        import torch
+        from safetensors.torch import load_file
+
+        folder = self.folder / f"fold{fold}"
+        state = self._read_state(folder)
+        if state["epoch"] >= self.config.epochs:
+            return
+        examples = self._examples(fold)
+        if not examples:
+            raise ValueError(f"fold {fold}: no labelled training utterance outside it")
+        torch.manual_seed(self.config.seed * 1009 + fold)
+        encoder = self._base_encoder()
+        head = torch.nn.Linear(encoder.config.hidden_size, len(self.dataset.label_names))
+        parameters = list(encoder.parameters()) + list(head.parameters())
+        optimiser = torch.optim.AdamW(parameters, lr=self.config.lr)
+        steps_per_epoch = math.ceil(len(examples) / self.config.batch_size)
+        total = steps_per_epoch * self.config.epochs
+        if state["epoch"]:
+            weights = load_file(folder / "weights.safetensors")
+            encoder.load_state_dict({k[len("encoder."):]: v for k, v in weights.items()
+                                     if k.startswith("encoder.")})
+            head.load_state_dict({k[len("head."):]: v for k, v in weights.items()
+                                  if k.startswith("head.")})
+            _load_optimiser(optimiser, load_file(folder / "optimiser.safetensors"),
+                            state["optimiser"])
+        encoder.train()
+        for epoch in range(state["epoch"], self.config.epochs):
+            # The epoch's order and dropout come from (seed, fold, epoch): a resumed run
+            # replays exactly what an uninterrupted one does.
+            torch.manual_seed((self.config.seed * 1009 + fold) * 1009 + epoch)
+            order = np.random.default_rng([self.config.seed, fold, epoch]).permutation(
+                len(examples))
+            for step, start in enumerate(range(0, len(order), self.config.batch_size)):
+                done = epoch * steps_per_epoch + step
+                for group in optimiser.param_groups:  # linear decay to zero
+                    group["lr"] = self.config.lr * (1.0 - done / total)
+                batch = [examples[i] for i in order[start:start + self.config.batch_size]]
+                inputs = self._tokenize([b[0] for b in batch], [b[1] for b in batch])
+                hidden = encoder(input_ids=inputs["input_ids"],
+                                 attention_mask=inputs["attention_mask"]).last_hidden_state
+                pooled = _mean_pool(hidden, inputs["attention_mask"])
+                loss = torch.nn.functional.cross_entropy(
+                    head(pooled), torch.tensor([b[2] for b in batch]))
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+            self._save(folder, encoder, head, optimiser, epoch + 1)
+            if stop_after_epoch is not None and epoch >= stop_after_epoch:
+                return
+
+    def _save(self, folder: Path, encoder, head, optimiser, epoch: int) -> None:
+        from safetensors.torch import save
+
+        folder.mkdir(parents=True, exist_ok=True)
+        weights = {f"encoder.{k}": v.contiguous() for k, v in encoder.state_dict().items()}
+        weights.update({f"head.{k}": v.contiguous() for k, v in head.state_dict().items()})
+        moments, steps = _optimiser_arrays(optimiser)
+        # Weights first, state.json last: it marks a complete epoch.
+        for name, tensors in (("weights", weights), ("optimiser", moments)):
+            with atomic_open(folder / f"{name}.safetensors", "wb") as handle:
+                handle.write(save(tensors))
+        write_json(folder / "state.json", {"epoch": epoch, "optimiser": steps,
+                                          "config": self.config.to_dict()})
+
+    def _read_state(self, folder: Path) -> dict:
+        path = folder / "state.json"
+        if not path.is_file():
+            return {"epoch": 0}
+        state = json.loads(path.read_text(encoding="utf-8"))
+        if state.get("config") != self.config.to_dict():
+            raise ValueError(f"{path}: this fold was tuned with another configuration "
+                             f"({state.get('config')}); use another cache folder")
+        return state
+
+    # -- features ------------------------------------------------------------------------------
+
+    def extract(self) -> dict[str, list[ModalityFeatures]]:
+        """Features of every dialogue (module docstring), by dialogue id."""
+        from hotspot_erc.features.text import _piece_prior
+
+        encoders = [self._tuned_encoder(fold) for fold in range(self.config.folds)]
+        features = {}
+        for dialogue in self.dataset:
+            fold = self.folds.get(dialogue.did)
+            chosen = [encoders[fold]] if fold is not None else encoders
+            pairs = pair_texts(dialogue, self.config.context)
+            records = [ModalityFeatures.missing() for _ in pairs]
+            real = [i for i, u in enumerate(dialogue.utterances) if u.text.strip()]
+            for start in range(0, len(real), self.config.batch_size):
+                rows = real[start:start + self.config.batch_size]
+                states = self._states(chosen, [pairs[i] for i in rows])
+                for index, (local, global_vector, starts) in zip(rows, states, strict=True):
+                    if local is None:
+                        continue
+                    text = dialogue.utterances[index].text.strip()
+                    records[index] = ModalityFeatures(
+                        global_vector=global_vector, local=local,
+                        local_mask=np.ones(len(local), dtype=bool),
+                        prior=_piece_prior(text, starts, use_nrc=True))
+            features[dialogue.did] = records
+        return features
+
+    def _states(self, encoders, pairs):
+        """``(local, global, piece starts in the utterance text)`` per pair, averaged over
+        ``encoders``; ``local`` None when the utterance has no piece."""
+        import torch
+
+        inputs = self._tokenize([p[0] for p in pairs], [p[1] for p in pairs], offsets=True)
+        with torch.no_grad():
+            outputs = [encoder(input_ids=inputs["input_ids"],
+                               attention_mask=inputs["attention_mask"]).last_hidden_state
+                       for encoder in encoders]
+        hidden = torch.stack(outputs).mean(dim=0)  # (B, T, H)
+        pooled = torch.nn.functional.normalize(_mean_pool(hidden, inputs["attention_mask"]),
+                                               dim=-1)
+        results = []
+        for row, (_, _, prefix) in enumerate(pairs):
+            sequence = inputs.sequence_ids(row)
+            keep = [t for t, (segment, (begin, _)) in
+                    enumerate(zip(sequence, inputs["offset_mapping"][row].tolist(), strict=True))
+                    if segment == 1 and begin >= prefix][:self.config.max_tokens]
+            if not keep:
+                results.append((None, None, []))
+                continue
+            starts = [int(inputs["offset_mapping"][row][t][0]) - prefix for t in keep]
+            results.append((hidden[row, keep].float().numpy(),
+                            pooled[row].float().numpy(), starts))
+        return results
+
+    # -- models --------------------------------------------------------------------------------
+
+    def _base_encoder(self):
+        from hotspot_erc.features.text import TextExtractor
+
+        if self.config.base != "minilm":
+            raise ValueError(f"tuning base {self.config.base!r}: only 'minilm' is supported")
+        sentence = TextExtractor("minilm").encoder
+        self._tokenizer = sentence.tokenizer
+        return sentence[0].auto_model
+
+    def _tuned_encoder(self, fold: int):
+        from safetensors.torch import load_file
+
+        folder = self.folder / f"fold{fold}"
+        if self._read_state(folder)["epoch"] < self.config.epochs:
+            raise ValueError(f"{folder}: fold {fold} is not tuned yet; call tune() first")
+        encoder = self._base_encoder()
+        weights = load_file(folder / "weights.safetensors")
+        encoder.load_state_dict({k[len("encoder."):]: v for k, v in weights.items()
+                                 if k.startswith("encoder.")})
+        return encoder.eval()
+
+    def _tokenize(self, first: Sequence[str], second: Sequence[str], offsets: bool = False):
+        if self._tokenizer is None:
+            self._base_encoder()
+        return self._tokenizer(list(first), list(second), truncation="longest_first",
+                               max_length=self.config.max_length, padding=True,
+                               return_tensors="pt", return_offsets_mapping=offsets)
+
+
+def _mean_pool(hidden, attention_mask):
+    weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+def _optimiser_arrays(optimiser) -> tuple[dict, dict]:
+    """AdamW's moments as named tensors, and its step counts (JSON) by parameter index."""
+    moments, steps = {}, {}
+    for index, slots in optimiser.state_dict()["state"].items():
+        for name, value in slots.items():
+            if name == "step":
+                steps[str(index)] = float(value)
+            else:
+                moments[f"{index}.{name}"] = value.contiguous()
+    return moments, steps
+
+
+def _load_optimiser(optimiser, moments: dict, steps: dict) -> None:
+    import torch
+
+    state = optimiser.state_dict()
+    slots: dict[int, dict] = {}
+    for key, value in moments.items():
+        index, name = key.split(".", 1)
+        slots.setdefault(int(index), {})[name] = value
+    for index, step in steps.items():
+        slots.setdefault(int(index), {})["step"] = torch.tensor(step)
+    optimiser.load_state_dict({"state": slots, "param_groups": state["param_groups"]})
