@@ -58,7 +58,7 @@ def main() -> None:
                                             media_duration=probe(video).duration)
         stages["load checkpoint + transcript"] = time.perf_counter() - began
         conversation = predictor.predict(dialogue, notices=notices)
-        timings = conversation["timings"]
+        timings = conversation.timings
         stages["extraction (decode, text, audio, video; models loaded)"] = timings["extract_s"]
         stages["model (batch + forward)"] = timings["model_s"]
         stages["evidence (hotspot spans, routing)"] = timings["evidence_s"]

@@ -295,13 +295,16 @@ def test_stats_escape_names_and_labels_from_the_file(capsys, tmp_path):
 
 def test_predict_escapes_speakers_labels_and_text(capsys, tmp_path, monkeypatch):
     from hotspot_erc.engine import predict
+    from hotspot_erc.engine.prediction import ConversationPrediction, UtterancePrediction
 
     class Fake:
         def predict(self, dialogue, notices, feature_folder, progress):
             label = "ang\x1b[8m"
-            return {"notices": ["cue 2\x1b[1A: overlaps"], "utterances": [
-                {"start": None, "speaker": u.speaker, "label": label, "text": u.text,
-                 "probabilities": {label: 0.5}} for u in dialogue.utterances]}
+            return ConversationPrediction(
+                label_names=[label], notices=["cue 2\x1b[1A: overlaps"],
+                utterances=[UtterancePrediction(id=u.uid, speaker=u.speaker, label=label,
+                                                text=u.text, probabilities={label: 0.5})
+                            for u in dialogue.utterances])
 
     monkeypatch.setattr(predict.Predictor, "load", classmethod(lambda cls, folder, workers: Fake()))
     monkeypatch.setattr("hotspot_erc.report.outputs.write_outputs",

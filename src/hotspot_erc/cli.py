@@ -254,15 +254,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                                      feature_folder=os.path.join(args.out, "features"),
                                      progress=not args.quiet)
     paths = write_outputs(conversation, args.out, report=not args.no_report)
-    for notice in conversation["notices"]:
+    for notice in conversation.notices:
         _echo(f"notice: {notice}")
-    for utterance in conversation["utterances"]:
-        when = ("" if utterance["start"] is None
-                else f"{utterance['start']:7.2f}-{utterance['end']:<7.2f} ")
+    for utterance in conversation.utterances:
+        when = "" if utterance.start is None else f"{utterance.start:7.2f}-{utterance.end:<7.2f} "
         # Each field escaped before it is padded, so the columns line up.
-        _echo(f"{when}{printable(utterance['speaker']):<10} {printable(utterance['label']):<10} "
-              f"{100 * utterance['probabilities'][utterance['label']]:5.1f}%  "
-              f"{printable(utterance['text'][:60])}")
+        _echo(f"{when}{printable(utterance.speaker):<10} {printable(utterance.label):<10} "
+              f"{100 * utterance.probabilities[utterance.label]:5.1f}%  "
+              f"{printable(utterance.text[:60])}")
     _echo("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 
@@ -372,8 +371,10 @@ def _dataset_options(parser: argparse.ArgumentParser) -> None:
                              "feature-store folder")
     parser.add_argument("--data", default=None,
                         help="corpus folder for real corpora (default: $HOTSPOT_ERC_DATA)")
-    parser.add_argument("--text-setting", default="minilm", choices=("minilm", "large"),
-                        help="text features for real corpora")
+    parser.add_argument("--text-setting", default="minilm", choices=("minilm", "large", "tuned"),
+                        help="text features for real corpora: frozen MiniLM, frozen mpnet + "
+                             "USE, or MiniLM tuned for emotion on the corpus's training split, "
+                             "cross-fitted (features/text_tuning.py)")
     parser.add_argument("--cache", default=None,
                         help="feature cache folder (default: $HOTSPOT_ERC_CACHE or "
                              "~/.cache/hotspot-erc)")

@@ -8,9 +8,9 @@ most ``TOP_SPANS`` spans, best first::
     peak  = max_{l valid} w_l                         (no span when nothing is valid or peak <= 0)
     spans = runs of valid l with w_l >= SPAN_FRACTION * peak,  each (first, last, max w on it)
 
-The predictor writes these spans into ``predictions.jsonl``; the report's example conversation
-finds its spans the same way. ``join_pieces`` turns the word pieces of a text span back into
-words (``##`` pieces attach to the piece before them).
+The predictor writes these spans into ``predictions.jsonl``; the report tests' example
+conversation (tests/report/conftest.py) finds its spans the same way. ``join_pieces`` turns the
+word pieces of a text span back into words (``##`` pieces attach to the piece before them).
 
 Only numpy: the audio extractor, the predictor and the report layer all import it.
 """

@@ -14,11 +14,12 @@ from hotspot_erc.data.transcript import load_transcript
 from hotspot_erc.engine.checkpoint import FeatureSpecMismatch
 from hotspot_erc.engine.demo import build_demo
 from hotspot_erc.engine.predict import Predictor
+from hotspot_erc.engine.prediction import ConversationPrediction, UtterancePrediction
 from hotspot_erc.features.decode import SAMPLE_RATE, load_audio
 from hotspot_erc.features.lexicon import lexicon_sources
 from hotspot_erc.features.registry import package_version
 from hotspot_erc.features.synth_media import write_video
-from hotspot_erc.report.outputs import write_outputs
+from hotspot_erc.report.outputs import read_predictions, write_outputs
 
 
 @pytest.fixture(scope="module")
@@ -76,16 +77,75 @@ def test_api_in_two_calls_and_text_only_conversation(demo, tmp_path):
     predictor = Predictor.load(demo["checkpoint"], workers=1)
     dialogue, notices = load_transcript(demo["transcript"])  # no media: text only
     conversation = predictor.predict(dialogue, notices=notices)
-    assert any("no audio" in n for n in conversation["notices"])
-    assert any("no video" in n for n in conversation["notices"])
-    for row in conversation["utterances"]:
-        assert row["modalities"]["text"]["present"]
-        assert not row["modalities"]["audio"]["present"]
-        assert not row["modalities"]["video"]["present"]
-        assert row["routing"] == {}  # nothing to align with one modality
+    assert any("no audio" in n for n in conversation.notices)
+    assert any("no video" in n for n in conversation.notices)
+    for row in conversation.utterances:
+        assert row.modalities["text"].present
+        assert not row.modalities["audio"].present
+        assert not row.modalities["video"].present
+        assert row.routing == {}  # nothing to align with one modality
     paths = write_outputs(conversation, tmp_path / "text-only", report=False)
     assert len(_read_jsonl(paths["predictions"])) == len(dialogue.utterances)
     assert not (tmp_path / "text-only" / "report.html").exists()
+
+
+# The JSON form predictions.jsonl has held since it was introduced (docs/formats.md 4.6), in
+# this key order.
+CONVERSATION_KEYS = ["name", "label_names", "checkpoint", "media", "notices", "utterances",
+                     "timings"]
+UTTERANCE_KEYS = ["id", "speaker", "start", "end", "text", "label", "probabilities",
+                  "modalities", "routing"]
+EVIDENCE_KEYS = ["present", "gate_mean", "weights", "prior", "valid"]
+
+
+def _check_old_shape(data: dict, label_names: list[str]) -> None:
+    """``data`` has exactly the shape of the dict ``Predictor.predict`` returned before it
+    returned typed results: keys in order, and the type of every value."""
+    assert list(data) == CONVERSATION_KEYS
+    assert list(data["timings"]) == ["model_s", "evidence_s", "extract_s"]
+    for row in data["utterances"]:
+        assert list(row) == UTTERANCE_KEYS
+        assert all(isinstance(row[key], str) for key in ("id", "speaker", "text", "label"))
+        assert all(row[key] is None or isinstance(row[key], float) for key in ("start", "end"))
+        assert list(row["probabilities"]) == label_names
+        assert all(isinstance(p, float) for p in row["probabilities"].values())
+        for modality, evidence in row["modalities"].items():
+            if not evidence["present"]:
+                assert evidence == {"present": False}
+                continue
+            per_position = "tokens" if modality == "text" else "times"
+            assert list(evidence) == [*EVIDENCE_KEYS, per_position, "hotspots"]
+            length = len(evidence["weights"])
+            assert len(evidence["valid"]) == len(evidence[per_position]) == length
+            assert all(isinstance(v, bool) for v in evidence["valid"])
+            assert all(isinstance(w, float) for w in evidence["weights"])
+            assert evidence["prior"] is None or len(evidence["prior"]) == length
+            span_keys = (["tokens", "first", "last", "weight"] if modality == "text"
+                         else ["start", "end", "weight"])
+            assert all(list(span) == span_keys for span in evidence["hotspots"])
+        for pair, choice in row["routing"].items():
+            assert "->" in pair and list(choice) == ["experts", "weights"]
+            assert len(choice["experts"]) == len(choice["weights"])
+
+
+def test_typed_result_writes_the_json_predictions_jsonl_always_held(demo, tmp_path):
+    predictor = Predictor.load(demo["checkpoint"], workers=1)
+    dialogue, notices = load_transcript(demo["transcript"], media={"audio": demo["media"],
+                                                                   "video": demo["media"]})
+    conversation = predictor.predict(dialogue, notices=notices)
+    assert isinstance(conversation, ConversationPrediction)
+    data = conversation.to_json()
+    _check_old_shape(data, predictor.checkpoint.label_names)
+    assert data["name"] == dialogue.did and data["checkpoint"] == str(predictor.checkpoint.path)
+    assert set(data["utterances"][0]["modalities"]) == {"text", "audio", "video"}
+    assert data["utterances"][0]["routing"]
+    assert ConversationPrediction.from_json(data) == conversation
+    paths = write_outputs(conversation, tmp_path / "out", report=False)
+    lines = paths["predictions"].read_text(encoding="utf-8").splitlines()
+    assert lines == [json.dumps(row, ensure_ascii=False) for row in data["utterances"]]
+    assert [UtterancePrediction.from_json(json.loads(line)) for line in lines] == \
+        conversation.utterances
+    assert read_predictions(paths["predictions"]).utterances == conversation.utterances
 
 
 @pytest.mark.parametrize("problem, expected", [
@@ -220,7 +280,7 @@ def test_a_checkpoint_written_before_recipes_still_predicts(demo, tmp_path):
     assert predictor.checkpoint.feature_spec == current
     dialogue, _ = load_transcript(demo["transcript"])
     conversation = predictor.predict(dialogue)
-    assert all(row["modalities"]["text"]["present"] for row in conversation["utterances"])
+    assert all(row.modalities["text"].present for row in conversation.utterances)
 
 @pytest.mark.real_data
 @pytest.mark.slow
@@ -269,10 +329,9 @@ def test_an_edited_transcript_never_reads_stale_features(demo, tmp_path):
     dialogue.utterances[0].text = "Completely different words now."
     second = predictor.predict(dialogue, feature_folder=tmp_path / "features")
     assert len(list((tmp_path / "features").iterdir())) == 2
-    assert first["utterances"][0]["modalities"]["text"]["tokens"] != \
-        second["utterances"][0]["modalities"]["text"]["tokens"]
-    assert second["utterances"][0]["modalities"]["text"]["tokens"][:2] == ["completely",
-                                                                           "different"]
+    assert first.utterances[0].modalities["text"].tokens != \
+        second.utterances[0].modalities["text"].tokens
+    assert second.utterances[0].modalities["text"].tokens[:2] == ["completely", "different"]
 
 
 def test_a_checkpoint_with_nan_weights_is_refused_before_anything_is_written(demo, tmp_path,

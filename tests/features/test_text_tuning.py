@@ -109,3 +109,26 @@ def test_another_configuration_in_the_same_folder_is_refused(tmp_path):
     with pytest.raises(ValueError, match="was tuned with another configuration"):
         TunedTextEncoders(dataset, TuningConfig(folds=2, epochs=1, batch_size=8, lr=1e-4),
                           tmp_path).tune()
+
+
+def test_the_tuned_dataset_is_cached_under_its_recipe(tmp_path, monkeypatch):
+    from hotspot_erc.features import text_tuning
+
+    dataset = _dataset()
+    config = TuningConfig(folds=2, epochs=1, batch_size=8)
+    first = text_tuning.tuned_text_dataset(dataset, config, cache_dir=tmp_path, progress=False)
+    spec = first.feature_spec.modalities["text"]
+    assert spec.extractor == "text-tuned" and spec.recipe["tuning"] == config.to_dict()
+    assert spec.recipe["corpus"] == "toy"
+
+    def no_tuning(self, stop_after_epoch=None):
+        raise AssertionError("tuned again instead of read from the store")
+
+    monkeypatch.setattr(text_tuning.TunedTextEncoders, "tune", no_tuning)
+    again = text_tuning.tuned_text_dataset(dataset, config, cache_dir=tmp_path, progress=False)
+    for a, b in zip(first, again, strict=True):
+        for u, v in zip(a.utterances, b.utterances, strict=True):
+            np.testing.assert_array_equal(u.features["text"].local, v.features["text"].local)
+    with pytest.raises(AssertionError, match="tuned again"):  # another recipe: another folder
+        text_tuning.tuned_text_dataset(dataset, TuningConfig(folds=3, epochs=1, batch_size=8),
+                                       cache_dir=tmp_path, progress=False)

@@ -193,3 +193,29 @@ def test_one_pass_mixture_of_no_rows_is_empty():
     out = mix_experts(experts, torch.zeros(0, 4), torch.zeros(0, 5, HIDDEN),
                       torch.zeros(0, 5, dtype=torch.bool))
     assert out.shape == (0, 5, HIDDEN)
+
+
+def test_identity_initialised_experts_start_by_passing_the_source_through():
+    x, mask = _inputs([10, 6, 3])
+    conv = DepthwiseConvAligner(HIDDEN, kernel_size=5, init="identity")
+    torch.testing.assert_close(conv(x, mask), x * mask[..., None])
+    shift = ShiftAligner(max_shift=3, init="identity")
+    torch.testing.assert_close(shift(x, mask), x * mask[..., None], atol=0.05, rtol=0.05)
+    assert torch.softmax(shift.shift_logits, 0)[3] > 0.98
+    with pytest.raises(ValueError, match="aligner init='bogus'"):
+        ShiftAligner(max_shift=3, init="bogus")
+
+
+def test_a_constant_sequence_is_aligned_as_its_single_position():
+    """Edge-replicating experts map a constant sequence to the constant one position gives:
+    what lets the full model start as no_hgf (model.py, neutral start)."""
+    torch.manual_seed(0)
+    experts = build_aligner_experts(4, HIDDEN, max_shift=2, conv_kernel=5, low_rank=3)
+    with torch.no_grad():
+        experts[1].shift_logits.normal_()
+    value = torch.randn(2, 1, HIDDEN)
+    weights = torch.softmax(torch.randn(2, 4), dim=-1)
+    one = mix_experts(experts, weights, value, torch.ones(2, 1, dtype=torch.bool))
+    mask = torch.tensor([[True] * 7, [True, False, True, True, False, False, False]])
+    many = mix_experts(experts, weights, value.expand(2, 7, HIDDEN), mask)
+    torch.testing.assert_close(many[mask], one[:, 0][[0] * 7 + [1] * 3], atol=1e-5, rtol=1e-5)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from hotspot_erc.report.example import example_conversation
+from hotspot_erc.engine.prediction import ConversationPrediction
 from hotspot_erc.report.html import render_report, write_report
 
 pytestmark = pytest.mark.slow
@@ -57,18 +57,19 @@ def console_messages(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if CONSOLE_LINE.search(line)]
 
 
-def hostile_conversation() -> dict:
+def hostile_conversation(example_conversation) -> ConversationPrediction:
     conversation = example_conversation()
-    conversation["utterances"][0]["text"] = f"I said {SCRIPT_PAYLOAD} twice"
-    for utterance in conversation["utterances"]:
-        if utterance["speaker"] == "Ben":
-            utterance["speaker"] = ONERROR_PAYLOAD
+    conversation.utterances[0].text = f"I said {SCRIPT_PAYLOAD} twice"
+    for utterance in conversation.utterances:
+        if utterance.speaker == "Ben":
+            utterance.speaker = ONERROR_PAYLOAD
     return conversation
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory) -> Path:
-    return write_report(hostile_conversation(), tmp_path_factory.mktemp("report"))
+def report(example_conversation, tmp_path_factory) -> Path:
+    return write_report(hostile_conversation(example_conversation),
+                        tmp_path_factory.mktemp("report"))
 
 
 @pytest.fixture(scope="module")
@@ -96,13 +97,14 @@ def test_report_loads_without_console_messages(dumped):
     assert console_messages(dumped.stderr) == []
 
 
-def test_dom_has_the_timeline_and_the_payloads_as_text(dumped, parse_page):
+def test_dom_has_the_timeline_and_the_payloads_as_text(example_conversation, dumped,
+                                                      parse_page):
     dom = parse_page(dumped.stdout)
-    conversation = hostile_conversation()
+    conversation = hostile_conversation(example_conversation)
     bars = [e for e in dom.find(cls="utt") if e.inside("timeline")]
-    assert len(bars) == len(conversation["utterances"]) == 6
+    assert len(bars) == len(conversation.utterances) == 6
     assert sorted(b.attrs["data-id"] for b in bars) == sorted(
-        u["id"] for u in conversation["utterances"])
+        u.id for u in conversation.utterances)
     assert dom.find("script") == []
     assert not [e for e in dom.elements for name in e.attrs if name.startswith("on")]
     assert all(e.attrs["src"].startswith("data:image/png;base64,") for e in dom.find("img"))
@@ -112,7 +114,8 @@ def test_dom_has_the_timeline_and_the_payloads_as_text(dumped, parse_page):
     assert [e.content() for e in dom.find(cls="speaker")].count(ONERROR_PAYLOAD) == 3
 
 
-def test_a_payload_that_slipped_through_would_be_blocked_and_reported(tmp_path):
+def test_a_payload_that_slipped_through_would_be_blocked_and_reported(example_conversation,
+                                                                      tmp_path):
     """Proves the console check guards escaping: raw markup in the page is refused by the
     page's Content-Security-Policy, and Chromium says so on the console."""
     page = render_report(example_conversation(2), figures=False)

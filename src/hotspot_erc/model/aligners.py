@@ -56,6 +56,10 @@ from torch.nn import functional
 
 EXPERT_KINDS = ("identity", "shift", "conv", "low_rank")
 EDGES = ("replicate", "zero")
+# How the temporal experts start: ``uniform`` (the shift a box blur over its window, the
+# convolution PyTorch's random default) or ``identity`` (both pass the source through unchanged,
+# so the mixture starts as the plain source and learns to move away from it).
+INITS = ("uniform", "identity")
 
 
 def _zero_padding(x: Tensor, mask: Tensor) -> Tensor:
@@ -127,13 +131,17 @@ class ShiftAligner(nn.Module):
 
     kind = "shift"
 
-    def __init__(self, max_shift: int, edges: str = "replicate") -> None:
+    def __init__(self, max_shift: int, edges: str = "replicate", init: str = "uniform") -> None:
         super().__init__()
         if max_shift < 1:
             raise ValueError(f"ShiftAligner: max_shift must be at least 1, got {max_shift}")
         self.max_shift = max_shift
         self.edges = _check_edges(edges)
         self.shift_logits = nn.Parameter(torch.zeros(2 * max_shift + 1))
+        if _check_init(init) == "identity":
+            with torch.no_grad():  # offset 0 gets all but e^-6 of the weight, not all of it
+                self.shift_logits.fill_(-6.0)
+                self.shift_logits[max_shift] = 0.0
 
     def offsets(self) -> Tensor:
         """The offsets ``(2 * max_shift + 1,)`` that ``shift_logits`` index, in positions."""
@@ -162,7 +170,8 @@ class DepthwiseConvAligner(nn.Module):
 
     kind = "conv"
 
-    def __init__(self, hidden: int, kernel_size: int, edges: str = "replicate") -> None:
+    def __init__(self, hidden: int, kernel_size: int, edges: str = "replicate",
+                 init: str = "uniform") -> None:
         super().__init__()
         self.edges = _check_edges(edges)
         if kernel_size < 3 or kernel_size % 2 == 0:
@@ -170,6 +179,11 @@ class DepthwiseConvAligner(nn.Module):
                              f"got {kernel_size}")
         # Applied through _temporal_conv (edge-replicated padding); the module holds the weights.
         self.conv = nn.Conv1d(hidden, hidden, kernel_size, groups=hidden)
+        if _check_init(init) == "identity":
+            with torch.no_grad():
+                self.conv.weight.zero_()
+                self.conv.weight[:, 0, kernel_size // 2] = 1.0
+                self.conv.bias.zero_()
 
     def temporal_kernel(self) -> tuple[Tensor, Tensor | None]:
         """The per-channel kernel ``(H, kernel_size)`` and bias ``(H,)``."""
@@ -207,8 +221,15 @@ def _check_edges(edges: str) -> str:
     return edges
 
 
+def _check_init(init: str) -> str:
+    if init not in INITS:
+        raise ValueError(f"aligner init={init!r}, expected one of {INITS}")
+    return init
+
+
 def build_aligner_experts(num_experts: int, hidden: int, *, max_shift: int, conv_kernel: int,
-                          low_rank: int, edges: str = "replicate") -> nn.ModuleList:
+                          low_rank: int, edges: str = "replicate",
+                          init: str = "uniform") -> nn.ModuleList:
     """``num_experts`` (at least 3) experts: identity, shift, conv, low-rank, then shift, conv,
     low-rank again. Three is the minimum so that the router always chooses between different
     kinds of alignment (in step, displaced, smeared)."""
@@ -220,9 +241,9 @@ def build_aligner_experts(num_experts: int, hidden: int, *, max_shift: int, conv
         if kind == "identity":
             return IdentityAligner()
         if kind == "shift":
-            return ShiftAligner(max_shift, edges)
+            return ShiftAligner(max_shift, edges, init)
         if kind == "conv":
-            return DepthwiseConvAligner(hidden, conv_kernel, edges)
+            return DepthwiseConvAligner(hidden, conv_kernel, edges, init)
         return LowRankAligner(hidden, low_rank)
 
     repeated_kinds = EXPERT_KINDS[1:]
@@ -265,7 +286,7 @@ def mix_experts(experts: Sequence[nn.Module], weights: Tensor, x: Tensor, mask: 
         # Taps more than L - 1 positions off centre read only padding: zeros, or the replicated
         # edge that the outermost tap within reach reads too. Dropping them, or folding their
         # weights into that tap, is exact, and oneDNN is slow on kernels wider than the
-        # sequence (12 ms against 0.7 ms for the one-position sequences of ``no_hgf``).
+        # sequence (docs/results.md, "Design choices measured").
         width = min(widest, 2 * length - 1)
         if width < widest and edges == "zero":
             padded = padded[..., (widest - width) // 2:(widest + width) // 2]

@@ -62,6 +62,8 @@ class ModelConfig:
     max_shift: int = 4
     conv_kernel: int = 9
     balance_weight: float = 0.01
+    # How the shift and convolution experts start (model/aligners.py, INITS).
+    aligner_init: str = "uniform"
     # Dialogue context encoder before the graph (model/dialogue_context.py): a BiGRU over each
     # modality's utterances, with a speaker embedding (speakers beyond max_speakers share one).
     dialogue_context: bool = False
@@ -110,6 +112,9 @@ class ModelConfig:
         if any(m not in MODALITIES for m in self.standardise or []):
             raise ValueError(f"ModelConfig.standardise: {self.standardise}; expected a subset "
                              f"of {MODALITIES}")
+        if self.aligner_init not in ("uniform", "identity"):
+            raise ValueError(f"ModelConfig.aligner_init must be 'uniform' or 'identity', got "
+                             f"{self.aligner_init!r}")
         if self.graph_nodes not in ("hgf", "global"):
             raise ValueError(f"ModelConfig.graph_nodes must be 'hgf' or 'global', "
                              f"got {self.graph_nodes!r}")

@@ -10,9 +10,9 @@ mask ``m`` is True), a global vector ``g`` and optionally a rule-based prior ``p
 
    Subtracting the utterance's own mean makes the local input a contrast against the
    utterance's baseline (the same idea as a prosodic burst measured against the speaker's
-   running level); the baseline is not lost, it enters C through ``g``. Measured on the
-   synthetic benchmark, where every utterance carries a constant random offset: without the
-   contrast the encoder memorised the offsets (train loss 0.3, validation accuracy 25%).
+   running level); the baseline is not lost, it enters C through ``g``. Without the contrast
+   the encoder can memorise per-utterance offsets instead of finding the hotspot
+   (docs/results.md, "Design choices measured").
 
    ``P`` is a fixed sinusoidal positional encoding (transformer only; a BiGRU already knows the
    order). ``Enc`` sees valid positions only: a pre-norm transformer encoder with a key padding
@@ -50,11 +50,10 @@ mask ``m`` is True), a global vector ``g`` and optionally a rule-based prior ``p
 
        alpha = sigmoid(W_a [C ; H] + b_a),    F = alpha * H + (1 - alpha) * C.
 
-Caveat, measured on a toy task (tests/model/test_hgf.py): when the encoder is trained too, its
-attention can copy a hotspot's evidence to every position, and nothing in the classification loss
-then prefers peaked weights. End-to-end weights are an explanation only as far as evidence stays
-local; priors, or a penalty on the weights in the training loss, are the levers to pin them
-down (whether they suffice is for the experiments to show).
+Caveat (tests/model/test_hgf.py): when the encoder is trained too, its attention can copy a
+hotspot's evidence to every position, and nothing in the classification loss then prefers peaked
+weights. End-to-end weights are an explanation only as far as evidence stays local; priors, or a
+penalty on the weights in the training loss, are the levers to pin them down.
 
 With L == 1 (utterance-level features only) there is nothing to localise: the module warns once
 per instance and still returns a valid output.

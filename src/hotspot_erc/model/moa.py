@@ -127,7 +127,7 @@ class PairAligner(nn.Module):
 
     def __init__(self, hidden: int, *, num_experts: int, top_k: int, heads: int, dropout: float,
                  routing: bool, max_shift: int, conv_kernel: int, low_rank: int,
-                 edges: str = "replicate") -> None:
+                 edges: str = "replicate", init: str = "uniform") -> None:
         super().__init__()
         self.num_experts = num_experts
         self.top_k = top_k
@@ -136,7 +136,7 @@ class PairAligner(nn.Module):
         if routing:
             self.experts = build_aligner_experts(num_experts, hidden, max_shift=max_shift,
                                                  conv_kernel=conv_kernel, low_rank=low_rank,
-                                                 edges=edges)
+                                                 edges=edges, init=init)
             self.router = nn.Linear(2 * hidden, num_experts)
         # No dropout on the attention weights (see the module docstring): only on its output.
         self.cross_attention = nn.MultiheadAttention(hidden, heads, dropout=0.0,
@@ -186,6 +186,8 @@ class MixtureOfAligners(nn.Module):
         low_rank (int): rank of the low-rank expert (default 16, capped at ``hidden``).
         edges (str): what the experts read beyond a sequence's valid positions, ``"replicate"``
             or ``"zero"`` (:mod:`hotspot_erc.model.aligners`; default ``"replicate"``).
+        init (str): how the temporal experts start, ``"uniform"`` or ``"identity"``
+            (:data:`hotspot_erc.model.aligners.INITS`; default ``"uniform"``).
 
     Shapes:
         ``sequences[m]`` ``(N, L_m, H)``, ``masks[m]`` ``(N, L_m)`` bool, ``present[m]`` ``(N,)``
@@ -195,7 +197,7 @@ class MixtureOfAligners(nn.Module):
     def __init__(self, modalities: Sequence[str], hidden: int, *, num_experts: int = 4,
                  top_k: int = 2, heads: int = 4, dropout: float = 0.1, routing: bool = True,
                  max_shift: int = 4, conv_kernel: int = 9, low_rank: int = 16,
-                 edges: str = "replicate") -> None:
+                 edges: str = "replicate", init: str = "uniform") -> None:
         super().__init__()
         modalities = list(modalities)
         if len(modalities) < 2:
@@ -222,7 +224,7 @@ class MixtureOfAligners(nn.Module):
             self._pair_key(source, target): PairAligner(
                 hidden, num_experts=num_experts, top_k=top_k, heads=heads, dropout=dropout,
                 routing=routing, max_shift=max_shift, conv_kernel=conv_kernel,
-                low_rank=min(low_rank, hidden), edges=edges)
+                low_rank=min(low_rank, hidden), edges=edges, init=init)
             for source, target in self.pairs})
         self.pools = nn.ModuleDict({m: AttentionPool(hidden) for m in modalities})
 

@@ -112,7 +112,8 @@ class HotspotERC(nn.Module):
                                       top_k=config.top_k, heads=config.heads,
                                       dropout=config.dropout, routing=config.moa_routing,
                                       max_shift=config.max_shift, conv_kernel=config.conv_kernel,
-                                      edges="replicate" if config.neutral_start else "zero")
+                                      edges="replicate" if config.neutral_start else "zero",
+                                      init=config.aligner_init)
                     if config.use_moa and multimodal else None)
         # Without MoA (ablation, corect, or one modality) each modality is pooled on its own.
         self.pools = (nn.ModuleDict({m: AttentionPool(hidden) for m in self.modalities})

@@ -24,11 +24,15 @@ import html
 import math
 import os
 import re
-from collections.abc import Mapping
 from pathlib import Path
 
 from hotspot_erc import __version__
 from hotspot_erc.atomic import atomic_open, write_text
+from hotspot_erc.engine.prediction import (
+    ConversationPrediction,
+    ModalityEvidence,
+    UtterancePrediction,
+)
 from hotspot_erc.report.conversation import (
     check_conversation,
     ink_on,
@@ -110,8 +114,8 @@ def _seconds(value: float) -> str:
     return f"{value:.2f}"
 
 
-def _utterance_times(utterance: Mapping) -> str:
-    start, end = utterance.get("start"), utterance.get("end")
+def _utterance_times(utterance: UtterancePrediction) -> str:
+    start, end = utterance.start, utterance.end
     if start is None or end is None:
         return "time unknown"
     return f"{_seconds(start)}\u2013{_seconds(end)} s"
@@ -119,16 +123,17 @@ def _utterance_times(utterance: Mapping) -> str:
 
 # -- header and timeline ------------------------------------------------------------------------
 
-def _header(conversation: Mapping, colours: dict[str, str], own_notices: list[str]) -> str:
-    parts = [f"<h1>Emotions in {_e(conversation.get('name', 'conversation'))}</h1>",
-             f'<p class="meta">{len(conversation["utterances"])} utterances \u00b7 checkpoint '
-             f"<code>{_e(conversation.get('checkpoint') or 'unknown')}</code></p>"]
-    media = conversation.get("media") or {}
+def _header(conversation: ConversationPrediction, colours: dict[str, str],
+            own_notices: list[str]) -> str:
+    parts = [f"<h1>Emotions in {_e(conversation.name)}</h1>",
+             f'<p class="meta">{len(conversation.utterances)} utterances \u00b7 checkpoint '
+             f"<code>{_e(conversation.checkpoint or 'unknown')}</code></p>"]
+    media = conversation.media
     if media:
         listed = " \u00b7 ".join(f"{_e(kind)}: <code>{_e(path)}</code>"
                                  for kind, path in media.items())
         parts.append(f'<p class="meta">media: {listed}</p>')
-    notices = [*(conversation.get("notices") or []), *own_notices]
+    notices = [*conversation.notices, *own_notices]
     if notices:
         items = "".join(f"<li>{_e(notice)}</li>" for notice in notices)
         parts.append(f'<ul class="notices">{items}</ul>')
@@ -138,19 +143,19 @@ def _header(conversation: Mapping, colours: dict[str, str], own_notices: list[st
     return "<header>" + "".join(parts) + "</header>"
 
 
-def _timeline(conversation: Mapping, colours: dict[str, str], figure: bytes | None) -> str:
+def _timeline(conversation: ConversationPrediction, colours: dict[str, str],
+              figure: bytes | None) -> str:
     layout = timeline(conversation)
     low, high = layout.extent
     rows = {speaker: [] for speaker in layout.speakers}
     for index, (utterance, (start, end)) in enumerate(
-            zip(conversation["utterances"], layout.spans, strict=True)):
+            zip(conversation.utterances, layout.spans, strict=True)):
         left = 100 * (start - low) / (high - low)
         width = 100 * (end - start) / (high - low)
-        colour = colours[utterance["label"]]
-        hint = (f"{utterance['speaker']} \u00b7 {utterance['label']} \u00b7 "
-                f"{_utterance_times(utterance)}")
-        rows[str(utterance["speaker"])].append(
-            f'<a class="utt" data-id="{_e(utterance["id"])}" href="#utt-{index}" '
+        colour = colours[utterance.label]
+        hint = f"{utterance.speaker} \u00b7 {utterance.label} \u00b7 {_utterance_times(utterance)}"
+        rows[str(utterance.speaker)].append(
+            f'<a class="utt" data-id="{_e(utterance.id)}" href="#utt-{index}" '
             f'title="{_e(hint)}" style="left:{left:.3f}%;width:{width:.3f}%;'
             f'background:{colour};color:{ink_on(colour)}">{index + 1}</a>')
     body = "".join(f'<div class="row"><div class="who" title="{_e(speaker)}">{_e(speaker)}</div>'
@@ -167,12 +172,13 @@ def _timeline(conversation: Mapping, colours: dict[str, str], figure: bytes | No
 
 # -- one utterance ------------------------------------------------------------------------------
 
-def _probabilities(utterance: Mapping, label_names: list[str], colours: dict[str, str]) -> str:
+def _probabilities(utterance: UtterancePrediction, label_names: list[str],
+                   colours: dict[str, str]) -> str:
     cells = []
     for name in label_names:
-        probability = float(utterance["probabilities"].get(name, 0.0))
+        probability = float(utterance.probabilities.get(name, 0.0))
         width = 100 * min(max(probability, 0.0), 1.0)
-        predicted = ' class="predicted"' if name == utterance["label"] else ""
+        predicted = ' class="predicted"' if name == utterance.label else ""
         cells.append(f"<span{predicted}>{_e(name)}</span>"
                      f'<span class="bar"><span style="width:{width:.1f}%;'
                      f'background:{colours[name]}"></span></span>'
@@ -180,15 +186,15 @@ def _probabilities(utterance: Mapping, label_names: list[str], colours: dict[str
     return f'<div class="probs" aria-label="class probabilities">{"".join(cells)}</div>'
 
 
-def _word_pieces_html(evidence: Mapping) -> str:
+def _word_pieces_html(evidence: ModalityEvidence) -> str:
     """Word pieces as spans, joined into words: ``##`` pieces and punctuation attach to their
     neighbour without a space; each piece keeps its own weight."""
-    tokens = evidence["tokens"]
-    weights = masked_weights(evidence)
+    tokens = evidence.tokens
+    weights = masked_weights(evidence.weights, evidence.valid)
     finite = [w for w in weights if not math.isnan(w)]
     peak = max(finite) if finite and max(finite) > 0 else 1.0
-    hot = {position for span in evidence.get("hotspots", [])
-           for position in range(int(span["first"]), int(span["last"]) + 1)}
+    hot = {position for span in evidence.hotspots
+           for position in range(int(span.first), int(span.last) + 1)}
     words: list[list[str]] = []
     for position, (token, weight) in enumerate(zip(tokens, weights, strict=True)):
         continuation = token.startswith("##") and len(token) > 2
@@ -208,38 +214,38 @@ def _word_pieces_html(evidence: Mapping) -> str:
     return " ".join("".join(word) for word in words)
 
 
-def _gate(evidence: Mapping) -> str:
-    gate = evidence.get("gate_mean")
+def _gate(evidence: ModalityEvidence) -> str:
+    gate = evidence.gate_mean
     shown = "n/a" if gate is None else f"{gate:.2f}"
     return (f'<span class="gate" title="mean hotspot gate over valid positions">'
             f"gate {shown}</span>")
 
 
-def _missing(utterance: Mapping, modality: str) -> str:
-    read = modality in (utterance.get("modalities") or {})
+def _missing(utterance: UtterancePrediction, modality: str) -> str:
+    read = modality in utterance.modalities
     why = "missing for this utterance (masked)" if read else "not read by the model"
     return (f'<div class="modality {modality}"><h3>{modality}</h3>'
             f'<p class="missing">no {modality}: {why}</p></div>')
 
 
-def _text_block(utterance: Mapping) -> str:
+def _text_block(utterance: UtterancePrediction) -> str:
     evidence = modality_evidence(utterance, "text")
     if evidence is None:
         return _missing(utterance, "text")
-    spans = ", ".join(f"\u201c{_e(span['tokens'])}\u201d ({span['weight']:.3f})"
-                      for span in evidence.get("hotspots", [])) or "none"
+    spans = ", ".join(f"\u201c{_e(span.tokens)}\u201d ({span.weight:.3f})"
+                      for span in evidence.hotspots) or "none"
     return (f'<div class="modality text"><h3>text {_gate(evidence)}</h3>'
             f'<p class="tokens">{_word_pieces_html(evidence)}</p>'
             f"<p>top spans: {spans}</p></div>")
 
 
-def _signal_block(utterance: Mapping, modality: str, figure: bytes | None) -> str:
+def _signal_block(utterance: UtterancePrediction, modality: str, figure: bytes | None) -> str:
     evidence = modality_evidence(utterance, modality)
     if evidence is None:
         return _missing(utterance, modality)
-    unit = "s" if utterance.get("start") is not None else "s from utterance start"
-    spans = ", ".join(f"{_seconds(span['start'])}\u2013{_seconds(span['end'])} {unit} "
-                      f"({span['weight']:.3f})" for span in evidence.get("hotspots", []))
+    unit = "s" if utterance.start is not None else "s from utterance start"
+    spans = ", ".join(f"{_seconds(span.start)}\u2013{_seconds(span.end)} {unit} "
+                      f"({span.weight:.3f})" for span in evidence.hotspots)
     parts = [f'<div class="modality {modality}"><h3>{modality} {_gate(evidence)}</h3>']
     if figure is not None:
         parts.append(f'<img alt="{modality} hotspot weight and prior over time" '
@@ -248,13 +254,12 @@ def _signal_block(utterance: Mapping, modality: str, figure: bytes | None) -> st
     return "".join(parts)
 
 
-def _routing(utterance: Mapping) -> str:
-    routing = utterance.get("routing") or {}
-    if not routing:
+def _routing(utterance: UtterancePrediction) -> str:
+    if not utterance.routing:
         return '<p class="missing">no aligner routing for this utterance</p>'
     rows = []
-    for pair, choice in routing.items():
-        ranked = sorted(zip(choice["experts"], choice["weights"], strict=True),
+    for pair, choice in utterance.routing.items():
+        ranked = sorted(zip(choice.experts, choice.weights, strict=True),
                         key=lambda item: -item[1])
         experts = " \u00b7 ".join(f"{_e(expert)} {weight:.2f}" for expert, weight in ranked)
         shown_pair = pair.replace("->", " \u2192 ")
@@ -263,29 +268,29 @@ def _routing(utterance: Mapping) -> str:
             f'{"".join(rows)}</table>')
 
 
-def _card(index: int, utterance: Mapping, label_names: list[str], colours: dict[str, str],
-          curves: dict[str, bytes]) -> str:
-    colour = colours[utterance["label"]]
-    probability = utterance["probabilities"].get(utterance["label"])
+def _card(index: int, utterance: UtterancePrediction, label_names: list[str],
+          colours: dict[str, str], curves: dict[str, bytes]) -> str:
+    colour = colours[utterance.label]
+    probability = utterance.probabilities.get(utterance.label)
     shown = "" if probability is None else f" {probability:.2f}"
-    heading = (f'<h2><span>#{index + 1}</span> <span class="speaker">{_e(utterance["speaker"])}'
+    heading = (f'<h2><span>#{index + 1}</span> <span class="speaker">{_e(utterance.speaker)}'
                f'</span> <span class="times">{_utterance_times(utterance)} \u00b7 id '
-               f'{_e(utterance["id"])}</span> <span class="chip" style="background:{colour};'
-               f'color:{ink_on(colour)}">{_e(utterance["label"])}{shown}</span></h2>')
+               f'{_e(utterance.id)}</span> <span class="chip" style="background:{colour};'
+               f'color:{ink_on(colour)}">{_e(utterance.label)}{shown}</span></h2>')
     blocks = [_text_block(utterance)] + [_signal_block(utterance, modality, curves.get(modality))
                                          for modality in ("audio", "video")]
-    return (f'<section class="card" id="utt-{index}" data-id="{_e(utterance["id"])}">'
+    return (f'<section class="card" id="utt-{index}" data-id="{_e(utterance.id)}">'
             f"{heading}{_probabilities(utterance, label_names, colours)}"
-            f'<p class="transcript">{_e(utterance.get("text", ""))}</p>'
+            f'<p class="transcript">{_e(utterance.text)}</p>'
             f'<div class="modalities">{"".join(blocks)}</div>{_routing(utterance)}</section>')
 
 
 # -- page ---------------------------------------------------------------------------------------
 
-def _build(conversation: Mapping, figures: bool) -> tuple[str, dict[str, bytes]]:
+def _build(conversation: ConversationPrediction, figures: bool) -> tuple[str, dict[str, bytes]]:
     """The page and the PNGs it embeds, by file name."""
     check_conversation(conversation)
-    colours = label_colours(conversation["label_names"])
+    colours = label_colours(conversation.label_names)
     pngs: dict[str, bytes] = {}
     own_notices = []
     if figures:
@@ -299,19 +304,19 @@ def _build(conversation: Mapping, figures: bool) -> tuple[str, dict[str, bytes]]
     if figures:
         pngs["timeline.png"] = timeline_png(conversation)
     cards = []
-    for index, utterance in enumerate(conversation["utterances"]):
+    for index, utterance in enumerate(conversation.utterances):
         curves = {}
         for modality in ("audio", "video"):
             if figures and modality_evidence(utterance, modality) is not None:
                 curves[modality] = pngs[f"u{index:03d}-{modality}.png"] = \
                     hotspot_curves_png(utterance, modality)
-        cards.append(_card(index, utterance, conversation["label_names"], colours, curves))
+        cards.append(_card(index, utterance, conversation.label_names, colours, curves))
     page = "\n".join([
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>Emotions in {_e(conversation.get('name', 'conversation'))}</title>",
+        f"<title>Emotions in {_e(conversation.name)}</title>",
         f"<style>{STYLE}</style></head><body>",
         _header(conversation, colours, own_notices),
         _timeline(conversation, colours, pngs.get("timeline.png")),
@@ -322,13 +327,13 @@ def _build(conversation: Mapping, figures: bool) -> tuple[str, dict[str, bytes]]
     return page, pngs
 
 
-def render_report(conversation: Mapping, figures: bool = True) -> str:
+def render_report(conversation: ConversationPrediction, figures: bool = True) -> str:
     """The report page as a string; ``figures=False`` leaves out the PNGs (faster, smaller)."""
     return _build(conversation, figures)[0]
 
 
-def write_report(conversation: Mapping, folder: str | os.PathLike, figures: bool = True
-                 ) -> Path:
+def write_report(conversation: ConversationPrediction, folder: str | os.PathLike,
+                 figures: bool = True) -> Path:
     """Write ``folder/report.html`` and, beside it, ``folder/figures/*.png`` (the same PNGs
     the page embeds); every file atomically, the page last. Returns the page's path.
 
