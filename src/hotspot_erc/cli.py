@@ -266,6 +266,29 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    if args.model is not None:
+        raise ValueError(f"--model {args.model}: no shipped models yet; use --checkpoint RUN "
+                         "(a run or checkpoint folder)")
+    if args.checkpoint is None:
+        raise ValueError("give --checkpoint RUN (a run or checkpoint folder)")
+    try:
+        from hotspot_erc.serve.config import ServeConfig, read_api_key
+        from hotspot_erc.serve.server import serve
+    except ImportError as error:
+        raise ValueError(f"{error}: the service needs FastAPI and uvicorn: pip install -e "
+                         "'.[serve]'") from None
+    config = ServeConfig(
+        checkpoint=args.checkpoint, host=args.host, port=args.port,
+        api_key=None if args.api_key_file is None else read_api_key(args.api_key_file),
+        max_request_mb=args.max_request_mb, max_media_seconds=args.max_media_seconds,
+        max_utterances=args.max_utterances, concurrency=args.concurrency, queue=args.queue,
+        cors_origins=tuple(args.cors_origin or ()), max_reports=args.max_reports,
+        workers=args.workers, upload_timeout_s=args.upload_timeout,
+        shutdown_timeout_s=args.shutdown_timeout)
+    return serve(config)
+
+
 def _cmd_robustness(args: argparse.Namespace) -> int:
     from hotspot_erc.atomic import atomic_open, write_json, write_text
     from hotspot_erc.engine.checkpoint import load_checkpoint
@@ -524,6 +547,41 @@ def build_parser() -> argparse.ArgumentParser:
                          help="output folder: predictions.jsonl, report.html, figures/")
     predict.add_argument("--no-report", action="store_true", help="predictions.jsonl only")
     predict.set_defaults(func=_cmd_predict, out_kind="folder")
+
+    service = commands.add_parser(
+        "serve", help="serve predictions over HTTP (FastAPI + uvicorn), the model loaded once")
+    service.add_argument("--checkpoint", default=None, help="run or checkpoint folder")
+    service.add_argument("--model", default=None, help="a shipped model by name (none yet)")
+    service.add_argument("--host", default="127.0.0.1",
+                         help="address to listen on (default 127.0.0.1: this machine only)")
+    service.add_argument("--port", type=int, default=8000, help="default 8000")
+    service.add_argument("--api-key-file", default=None,
+                         help="file holding the key clients must send (Authorization: Bearer "
+                              "KEY, or X-API-Key: KEY); default: no key")
+    service.add_argument("--max-request-mb", type=float, default=64.0,
+                         help="largest request body, MiB (default 64)")
+    service.add_argument("--max-media-seconds", type=float, default=600.0,
+                         help="longest recording, seconds (default 600)")
+    service.add_argument("--max-utterances", type=int, default=1000,
+                         help="most turns in a transcript (default 1000)")
+    service.add_argument("--concurrency", type=int, default=1,
+                         help="predictions running at once (default 1)")
+    service.add_argument("--queue", type=int, default=8,
+                         help="requests admitted beyond those running; more get 503 with "
+                              "Retry-After (default 8)")
+    service.add_argument("--cors-origin", action="append", default=None, metavar="ORIGIN",
+                         help="let browser pages from ORIGIN call the service (repeatable; "
+                              "default: no CORS)")
+    service.add_argument("--max-reports", type=int, default=100,
+                         help="reports kept for their links, oldest dropped (default 100)")
+    service.add_argument("--workers", type=int, default=1,
+                         help="processes extracting audio and video per request (default 1: "
+                              "the media models stay loaded between requests)")
+    service.add_argument("--upload-timeout", type=float, default=120.0,
+                         help="seconds a client may take to send its body (default 120)")
+    service.add_argument("--shutdown-timeout", type=float, default=60.0,
+                         help="seconds running requests get to finish on SIGTERM (default 60)")
+    service.set_defaults(func=_cmd_serve)
 
     robust = commands.add_parser(
         "robustness", parents=[dataset, seed, quiet],
