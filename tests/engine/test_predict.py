@@ -374,3 +374,14 @@ def test_non_finite_scores_are_an_error_not_a_prediction(demo, tmp_path, capsys,
     err = capsys.readouterr().err
     assert code == 2 and "the model gave NaN or infinite scores" in err
     assert not (out / "predictions.jsonl").exists()
+
+
+def test_the_model_is_warmed_up_once_per_predictor(demo, monkeypatch):
+    predictor = Predictor.load(demo["checkpoint"], workers=1)
+    calls = []
+    real = Predictor._warm_up
+    monkeypatch.setattr(Predictor, "_warm_up", lambda self: calls.append(1) or real(self))
+    dialogue, notices = load_transcript(demo["transcript"])
+    predictor.predict(dialogue, notices)
+    predictor.predict(dialogue, notices)
+    assert calls == [1]

@@ -95,6 +95,7 @@ class Predictor:
     checkpoint: Checkpoint
     workers: int = 2
     _extractors: dict | None = field(default=None, repr=False)
+    _warmed: bool = field(default=False, repr=False)
 
     @classmethod
     def load(cls, folder: str | os.PathLike, workers: int = 2) -> Predictor:
@@ -181,10 +182,11 @@ class Predictor:
         began = time.perf_counter()
         config = self.extract_config()
         self._check_recipe()
-        # The first forward pass of a process pays one-off start-up costs (about 1.7 s here):
-        # pay them on a dummy batch while the extractors work.
+        # The first forward pass of a process pays one-off start-up costs: pay them on a dummy
+        # batch while the extractors work, once per predictor (a server calls predict often).
         warm_up = threading.Thread(target=self._warm_up, daemon=True)
-        warm_up.start()
+        if not self._warmed:
+            warm_up.start()
         with tempfile.TemporaryDirectory() as scratch:
             # One store per conversation content: an edited transcript gets fresh features.
             folder = (Path(feature_folder) / dataset_digest(dataset)
@@ -195,7 +197,9 @@ class Predictor:
             loaded = load_extracted(folder, report)
         loaded = self._normalise_speakers(loaded)
         self.checkpoint.check_features(loaded.feature_spec, f"conversation {dialogue.did}")
-        warm_up.join()
+        if not self._warmed:
+            warm_up.join()
+            self._warmed = True
         extracted = time.perf_counter()
         conversation = self._run_model(loaded, notices)
         conversation.timings["extract_s"] = round(extracted - began, 3)
