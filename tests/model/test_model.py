@@ -245,7 +245,7 @@ def test_at_initialisation_full_computes_what_no_hgf_computes(dialogues, modalit
     from hotspot_erc.model.variants import variant_config
 
     torch.manual_seed(0)
-    base = config_for(modalities, num_experts=4, top_k=2)
+    base = config_for(modalities, num_experts=4, top_k=2, neutral_start=True)
     full = HotspotERC(variant_config("full", base)).eval()
     no_hgf = HotspotERC(variant_config("no_hgf", base)).eval()
     shared = {name.replace("global_projections.", "encoders."): value
@@ -264,15 +264,15 @@ def test_at_initialisation_full_computes_what_no_hgf_computes(dialogues, modalit
 
 def test_the_hotspot_scales_learn_from_the_first_step(dialogues):
     torch.manual_seed(0)
-    model = HotspotERC(config_for(("text", "audio", "video")))
+    model = HotspotERC(config_for(("text", "audio", "video"), neutral_start=True))
     batch = batch_of(dialogues)
     model.loss(model(batch), batch.labels).backward()
     assert all(float(scale.grad.abs().sum()) > 0 for scale in model.hotspot_scales.values())
 
 
-def test_a_checkpoint_config_from_before_keeps_the_old_model():
-    """Configs saved without ``neutral_start`` were trained with F = HGF(...) and zero-edged
-    aligners; loading them must rebuild exactly that model (same parameter names)."""
+def test_without_the_neutral_start_the_model_is_the_plain_hgf_one():
+    """The default (and every checkpoint written before the option existed, whose config lacks
+    the key): F = HGF(...) and zero-edged aligners, with the old parameter names."""
     legacy = config_for(("text", "audio")).to_dict()
     del legacy["neutral_start"]
     config = ModelConfig.from_dict(legacy)
@@ -280,3 +280,5 @@ def test_a_checkpoint_config_from_before_keeps_the_old_model():
     model = HotspotERC(config)
     assert model.global_projections is None and model.hotspot_scales is None
     assert all(aligner.edges == "zero" for aligner in model.moa.aligners.values())
+    neutral = HotspotERC(config.replace(neutral_start=True))
+    assert all(aligner.edges == "replicate" for aligner in neutral.moa.aligners.values())

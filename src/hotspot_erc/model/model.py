@@ -2,8 +2,8 @@
 
 For every utterance ``i`` and modality ``m`` present in it::
 
-    F[i,m]     = Proj_m(g[i,m]) + gamma_m * HGF_m(X[i,m], g[i,m], prior[i,m])     (per position;
-                 Proj_m(g[i,m]) as one position without HGF)
+    F[i,m]     = HGF_m(X[i,m], g[i,m], prior[i,m])      (Proj_m(g[i,m]) as one position without
+                 HGF; Proj_m(g[i,m]) + gamma_m * HGF_m(...) with the neutral start)
     z_moa[i]   = [ MoA({F[i,m]})_m  |  e_m if m is missing ]_m    (concatenated over modalities)
     n[i,m]     = pool(F[i,m])   or  Proj'_m(g[i,m])  (option graph_nodes="global")
     n[i,m]     <- DialogueContext_m(n[., m], speakers)[i]                     (option)
@@ -11,12 +11,13 @@ For every utterance ``i`` and modality ``m`` present in it::
     logits[i]  = MLP([z_moa[i] ; z_graph[i]])
     loss       = CE(logits, y; class weights) + lambda * sum_pairs L_bal
 
-**Neutral start.** ``gamma_m`` (one scale per channel) starts at zero, so at initialisation each
-sequence is the utterance's global projection repeated over its valid positions, and the model
+**Neutral start** (option ``neutral_start``; without it ``F = HGF(...)`` and the aligners read
+zeros beyond a sequence). ``gamma_m`` (one scale per channel) starts at zero, so at
+initialisation each sequence is the utterance's global projection repeated over its valid
+positions, and the model
 computes exactly what ``no_hgf`` computes from the same weights: pooling a constant sequence
 gives the constant, and the aligners read a constant sequence as the one position it repeats
 (:mod:`hotspot_erc.model.aligners`). Training then adds hotspot evidence only where it helps.
-Checkpoints from before (``neutral_start=False`` in their config) keep ``F = HGF(...)``.
 
 ``e_m`` is a learned "modality missing" embedding: a missing modality is masked end to end (its
 feature values never enter any computation) and the classifier is told explicitly that it is
