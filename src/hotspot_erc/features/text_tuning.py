@@ -148,10 +148,8 @@ class TunedTextEncoders:
         total = steps_per_epoch * self.config.epochs
         if state["epoch"]:
             weights = load_file(folder / "weights.safetensors")
-            encoder.load_state_dict({k[len("encoder."):]: v for k, v in weights.items()
-                                     if k.startswith("encoder.")})
-            head.load_state_dict({k[len("head."):]: v for k, v in weights.items()
-                                  if k.startswith("head.")})
+            encoder.load_state_dict(_part(weights, "encoder"))
+            head.load_state_dict(_part(weights, "head"))
             _load_optimiser(optimiser, load_file(folder / "optimiser.safetensors"),
                             state["optimiser"])
         encoder.train()
@@ -281,9 +279,7 @@ class TunedTextEncoders:
         if self._read_state(folder)["epoch"] < self.config.epochs:
             raise ValueError(f"{folder}: fold {fold} is not tuned yet; call tune() first")
         encoder = self._base_encoder()
-        weights = load_file(folder / "weights.safetensors")
-        encoder.load_state_dict({k[len("encoder."):]: v for k, v in weights.items()
-                                 if k.startswith("encoder.")})
+        encoder.load_state_dict(_part(load_file(folder / "weights.safetensors"), "encoder"))
         return encoder.eval()
 
     def _tokenize(self, first: Sequence[str], second: Sequence[str], offsets: bool = False):
@@ -292,6 +288,12 @@ class TunedTextEncoders:
         return self._tokenizer(list(first), list(second), truncation="longest_first",
                                max_length=self.config.max_length, padding=True,
                                return_tensors="pt", return_offsets_mapping=offsets)
+
+
+def _part(weights: dict, prefix: str) -> dict:
+    """The tensors saved under ``<prefix>.`` (see ``_save``), with the prefix removed."""
+    return {name[len(prefix) + 1:]: value for name, value in weights.items()
+            if name.startswith(f"{prefix}.")}
 
 
 def _mean_pool(hidden, attention_mask):
