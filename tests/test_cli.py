@@ -44,7 +44,7 @@ def test_bad_input_is_a_clear_error_without_traceback(capsys, tmp_path, monkeypa
     assert "HOTSPOT_ERC_DATA" in capsys.readouterr().err
     assert main(["train", "--dataset", "synthetic", "--out", str(tmp_path / "r"),
                  "--set", "hiden=3"]) == 2
-    assert "unknown keys ['hiden']" in capsys.readouterr().err
+    assert "unknown setting 'hiden'" in capsys.readouterr().err
 
 
 def test_train_then_evaluate(capsys, tmp_path):
@@ -257,10 +257,10 @@ def test_a_badly_typed_model_option_is_one_clear_line(capsys, tmp_path, value, s
 def test_a_type_error_from_an_option_names_the_option(capsys, tmp_path, monkeypatch):
     from hotspot_erc.model.config import ModelConfig
 
-    def badly_typed(self, **changes):
+    def badly_typed(self, changes):
         raise TypeError("hidden must be an integer, got 'banana'")
 
-    monkeypatch.setattr(ModelConfig, "replace", badly_typed)
+    monkeypatch.setattr(ModelConfig, "override", badly_typed)
     assert main(["train", "--dataset", "synthetic", "--set", "hidden=banana", "--out",
                  str(tmp_path / "r")]) == 2
     assert error_line(capsys) == ("hotspot-erc: error: --set: hidden must be an integer, got "
@@ -359,7 +359,7 @@ def test_a_manifest_path_is_read_as_a_manifest_without_format(capsys, tmp_path, 
 
     seen = {}
 
-    def extracted(dataset, **options):
+    def extracted(dataset, *args, **options):
         seen["name"] = dataset.name
         raise ValueError("stop here: the manifest was read")
 

@@ -124,7 +124,7 @@ def _overrides(args: argparse.Namespace) -> tuple[dict, dict]:
              if getattr(args, name) is not None}
     train.update(_parse_overrides(args.train_set, "--train-set"))
     with _options("--set"):
-        ModelConfig().replace(**{k: v for k, v in model.items() if k != "variant"})
+        ModelConfig().override({k: v for k, v in model.items() if k != "variant"})
     with _options("--epochs, --batch-size, --patience, --threads, --train-set"):
         TrainConfig().replace(**train)
     return model, train

@@ -19,7 +19,8 @@ def tiny_dataset():
 
 @pytest.fixture
 def tiny_model_config(tiny_dataset):
-    return model_config_for(tiny_dataset, ModelConfig(hidden=16, heads=2, past=2, future=1))
+    return model_config_for(tiny_dataset, ModelConfig(hidden=16, heads=2).override(
+        {"graph.past": 2, "graph.future": 1}))
 
 
 @pytest.fixture

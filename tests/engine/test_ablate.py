@@ -13,7 +13,7 @@ from hotspot_erc.engine.train import run_config
 @pytest.fixture(scope="module")
 def ablation(tiny_dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("ablation")
-    base_model = {"hidden": 16, "heads": 2, "past": 2, "future": 1}
+    base_model = {"hidden": 16, "heads": 2, "graph.past": 2, "graph.future": 1}
     base_train = {"epochs": 2, "batch_size": 3, "threads": 1}
     summary = ablate(tiny_dataset, ["full", "no_graph"], [0, 1], out, base_model, base_train,
                      progress=False)

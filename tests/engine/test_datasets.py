@@ -38,3 +38,28 @@ def test_speaker_normalisation_is_applied_on_request():
     specs = dataset.feature_spec.modalities
     assert speaker_norm_scope(specs["audio"]) == "dialogue"
     assert speaker_norm_scope(specs["video"]) is None
+
+
+def test_one_cache_folder_per_corpus_name_or_per_content(tmp_path):
+    from hotspot_erc.engine.datasets import feature_cache
+
+    dataset = generate_dataset(SyntheticConfig(**TINY))
+    assert feature_cache(dataset, tmp_path, corpus="iemocap6") == tmp_path / "features/iemocap6"
+    by_content = feature_cache(dataset, tmp_path)
+    assert by_content.parent == tmp_path / "features"
+    assert by_content.name.startswith(f"{dataset.name}-")
+    edited = generate_dataset(SyntheticConfig(**TINY))
+    edited.dialogues[0].utterances[0].text += " (edited)"
+    assert feature_cache(edited, tmp_path) != by_content
+    assert feature_cache(generate_dataset(SyntheticConfig(**TINY)), tmp_path) == by_content
+
+
+def test_tuned_text_with_media_is_refused_before_any_work(tmp_path):
+    from hotspot_erc.engine.datasets import with_features
+    from hotspot_erc.features.extract import ExtractConfig
+
+    dataset = generate_dataset(SyntheticConfig(**TINY))
+    with pytest.raises(ValueError, match="text setting 'tuned' is for text-only datasets"):
+        with_features(dataset, ExtractConfig(modalities=("text", "audio"), text_setting="tuned"),
+                      tmp_path)
+    assert not (tmp_path / "features").exists()

@@ -19,7 +19,8 @@ def run_dir(tiny_dataset, tmp_path_factory):
     from hotspot_erc.model.config import ModelConfig
 
     folder = tmp_path_factory.mktemp("run")
-    config = model_config_for(tiny_dataset, ModelConfig(hidden=16, heads=2, past=2, future=1))
+    config = model_config_for(tiny_dataset, ModelConfig(hidden=16, heads=2).override(
+        {"graph.past": 2, "graph.future": 1}))
     train(tiny_dataset, config, TrainConfig(epochs=2, batch_size=3, threads=1), folder,
           progress=False)
     return folder

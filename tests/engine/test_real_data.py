@@ -10,9 +10,9 @@ import json
 import pytest
 
 from hotspot_erc.data.dialogue import Dataset
+from hotspot_erc.engine.datasets import resolve_dataset
 from hotspot_erc.engine.evaluate import evaluate_checkpoint
 from hotspot_erc.engine.train import TrainConfig, model_config_for, train
-from hotspot_erc.features.text_store import load_text_dataset
 from hotspot_erc.model.config import ModelConfig
 
 pytestmark = pytest.mark.real_data
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.real_data
 @pytest.fixture(scope="module")
 def iemocap(shared_data):
     # The default feature cache: extracted once per machine (about a minute), then read back.
-    return load_text_dataset("iemocap6", shared_data, progress=False)
+    return resolve_dataset("iemocap6", shared_data, progress=False)
 
 
 def test_iemocap_text_features_follow_the_spec(iemocap):

@@ -10,7 +10,7 @@ pytest.importorskip("optuna")
 
 from hotspot_erc.engine.tune import SPACES, describe_space, tune, without_test  # noqa: E402
 
-FIXED_MODEL = {"heads": 2, "past": 2, "future": 1}
+FIXED_MODEL = {"heads": 2, "graph.past": 2, "graph.future": 1}
 FIXED_TRAIN = {"epochs": 1, "min_epochs": 0, "threads": 1}
 
 

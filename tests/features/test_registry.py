@@ -127,3 +127,13 @@ def test_a_legacy_version_string_reads_as_todays_recipe():
     legacy.update(extractor="video-face",
                   version=f"video1_fps15_side640_flow96_mp{mesh}_det0.5-0.5_fer{fer}_prior0.2-2")
     assert ModalitySpec.from_dict(legacy).recipe == VideoExtractor().recipe()
+
+
+def test_measured_features_are_named_by_the_registry_and_feature_tables():
+    from hotspot_erc.data.feature_table import EXTRACTOR_PREFIX
+    from hotspot_erc.features.registry import is_measured
+
+    assert is_measured("audio-prosody") and is_measured("video-face")
+    assert is_measured(f"{EXTRACTOR_PREFIX}audio")
+    assert not any(is_measured(name) for name in ("text-minilm", "text-large", "synthetic",
+                                                  "corect-pack", "mmgcn-pack", "audio-unknown"))

@@ -12,7 +12,6 @@ from hotspot_erc.features.text_store import (
     default_feature_cache,
     extract_text_dataset,
     extract_text_features,
-    load_text_dataset,
 )
 
 LINES = ["I can't believe you did that!", "It was an accident, I swear.", "",
@@ -107,11 +106,15 @@ def test_extractor_and_setting_must_agree(tmp_path, minilm):
         extract_text_features(tiny_dataset(), tmp_path, setting="large", extractor=minilm)
 
 
-def test_load_text_dataset_caches_under_the_cache_variable(tmp_path, monkeypatch, minilm):
+def test_a_named_corpus_is_cached_under_its_name_in_the_cache_variable(tmp_path, monkeypatch,
+                                                                        minilm):
+    from hotspot_erc.data import corpora
+    from hotspot_erc.engine.datasets import resolve_dataset
+
     monkeypatch.setenv(CACHE_ENV, str(tmp_path))
-    monkeypatch.setattr(text_store, "load_dataset", lambda name, root: tiny_dataset())
+    monkeypatch.setattr(corpora, "load_dataset", lambda name, root: tiny_dataset())
     monkeypatch.setattr(text_store, "TextExtractor", lambda setting: minilm)
-    dataset = load_text_dataset("tiny", progress=False)
+    dataset = resolve_dataset("tiny", progress=False)
     assert (tmp_path / "features" / "tiny" / "store.json").is_file()
     assert dataset.feature_spec.modalities["text"].extractor == "text-minilm"
     assert [d.did for d in dataset] == ["d0", "d1", "d2", "d3", "d4"]

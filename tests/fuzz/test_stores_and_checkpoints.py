@@ -48,8 +48,8 @@ def store_seed(tmp_path_factory):
 def checkpoint_seed(tmp_path_factory):
     dataset = generate_dataset(SMALL)
     torch.manual_seed(0)
-    model = HotspotERC(model_config_for(dataset, ModelConfig(hidden=8, heads=2, past=2,
-                                                             future=1)))
+    model = HotspotERC(model_config_for(dataset, ModelConfig(hidden=8, heads=2).override(
+        {"graph.past": 2, "graph.future": 1})))
     return save_checkpoint(tmp_path_factory.mktemp("seed") / "ckpt", model, dataset.label_names,
                            dataset.feature_spec, {"lr": 0.1}, epoch=1)
 

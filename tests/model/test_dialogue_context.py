@@ -81,5 +81,7 @@ def test_the_model_uses_it_only_when_asked():
 
     base = ModelConfig(input_dims={"text": (6, 4)}, hidden=8, heads=2, num_classes=3)
     assert HotspotERC(base).context is None
-    assert isinstance(HotspotERC(base.replace(dialogue_context=True)).context, DialogueContext)
-    assert HotspotERC(base.replace(dialogue_context=True, use_graph=False)).context is None
+    with_context = base.override({"graph.dialogue_context": True})
+    assert isinstance(HotspotERC(with_context).context, DialogueContext)
+    assert HotspotERC(base.override({"graph.dialogue_context": True,
+                                     "use_graph": False})).context is None

@@ -50,9 +50,11 @@ def spec_for(modalities) -> FeatureSpec:
     return FeatureSpec({m: ModalitySpec("test", "1", *DIMS[m]) for m in modalities})
 
 
-def config_for(modalities, **changes) -> ModelConfig:
+def config_for(modalities, changes: dict | None = None) -> ModelConfig:
+    """A small config reading ``modalities``, with ``changes`` keyed by path."""
     return ModelConfig(input_dims={m: DIMS[m] for m in modalities}, num_classes=len(LABELS),
-                       hidden=16, heads=2, dropout=0.1, past=2, future=1, **changes)
+                       hidden=16, heads=2, dropout=0.1).override(
+        {"graph.past": 2, "graph.future": 1, **(changes or {})})
 
 
 def with_hotspots(model: HotspotERC, scale: float = 0.5) -> HotspotERC:
@@ -142,7 +144,7 @@ def test_missing_modality_has_no_influence(dialogues):
 
 def test_gradients_reach_every_parameter(dialogues):
     torch.manual_seed(0)
-    config = config_for(("text", "audio", "video"), num_experts=4, top_k=4)
+    config = config_for(("text", "audio", "video"), {"moa.num_experts": 4, "moa.top_k": 4})
     model = HotspotERC(config)
     # At initialisation the hotspot path is scaled by zero (neutral start) and its own weights
     # get no gradient until the scales move.
@@ -171,7 +173,7 @@ def test_same_seed_same_outputs(dialogues):
 
 def test_loss_ignores_unscored_and_uses_class_weights(dialogues):
     torch.manual_seed(0)
-    model = HotspotERC(config_for(("text",), class_weights=[1.0, 2.0, 0.5])).eval()
+    model = HotspotERC(config_for(("text",), {"class_weights": [1.0, 2.0, 0.5]})).eval()
     batch = batch_of([make_dialogue("d", 4, np.random.default_rng(2), ("text",))], ("text",))
     output = model(batch)
     labels = batch.labels.clone()
@@ -191,8 +193,8 @@ def test_routing_explanations_are_laid_out_like_the_batch(dialogues):
     output = model(batch)
     assert len(output.routing) == 6
     for info in output.routing.values():
-        assert info.probs.shape == (2, 5, model.config.num_experts)
-        assert info.selected.shape == (2, 5, model.config.top_k)
+        assert info.probs.shape == (2, 5, model.config.moa.num_experts)
+        assert info.selected.shape == (2, 5, model.config.moa.top_k)
         padded = ~batch.utterance_mask
         assert bool((info.selected[padded] == -1).all())
         assert not bool(info.valid[padded].any())
@@ -214,12 +216,12 @@ def test_utterance_level_features_warn_once():
 
 
 def test_global_graph_nodes_keep_each_utterances_local_evidence_to_itself():
-    """graph_nodes="global": utterance i's local sequence reaches only utterance i's logits,
+    """graph.nodes="global": utterance i's local sequence reaches only utterance i's logits,
     while its global vector still reaches its neighbours through the graph."""
     rng = np.random.default_rng(3)
     dialogue = make_dialogue("d", 5, rng, modalities=("text",))
     torch.manual_seed(0)
-    model = with_hotspots(HotspotERC(config_for(("text",), graph_nodes="global")).eval())
+    model = with_hotspots(HotspotERC(config_for(("text",), {"graph.nodes": "global"})).eval())
     base = model(batch_of([dialogue], ("text",))).logits[0]
     local = copy.deepcopy(dialogue)
     record = local.utterances[2].features["text"]
@@ -232,8 +234,8 @@ def test_global_graph_nodes_keep_each_utterances_local_evidence_to_itself():
     moved.utterances[2].features["text"] = ModalityFeatures(
         record.global_vector + 5.0, record.local, record.prior)
     assert not torch.allclose(model(batch_of([moved], ("text",))).logits[0, 1], base[1])
-    with pytest.raises(ValueError, match="graph_nodes"):
-        config_for(("text",), graph_nodes="tokens")
+    with pytest.raises(ValueError, match="nodes: expected one of 'hgf', 'global', got 'tokens'"):
+        config_for(("text",), {"graph.nodes": "tokens"})
 
 
 # -- neutral start (issue 14): the hotspot path adds to what no_hgf computes -------------------
@@ -245,7 +247,7 @@ def test_at_initialisation_full_computes_what_no_hgf_computes(dialogues, modalit
     from hotspot_erc.model.variants import variant_config
 
     torch.manual_seed(0)
-    base = config_for(modalities, num_experts=4, top_k=2, neutral_start=True)
+    base = config_for(modalities, {"moa.num_experts": 4, "moa.top_k": 2, "neutral_start": True})
     full = HotspotERC(variant_config("full", base)).eval()
     no_hgf = HotspotERC(variant_config("no_hgf", base)).eval()
     shared = {name.replace("global_projections.", "encoders."): value
@@ -264,7 +266,7 @@ def test_at_initialisation_full_computes_what_no_hgf_computes(dialogues, modalit
 
 def test_the_hotspot_scales_learn_from_the_first_step(dialogues):
     torch.manual_seed(0)
-    model = HotspotERC(config_for(("text", "audio", "video"), neutral_start=True))
+    model = HotspotERC(config_for(("text", "audio", "video"), {"neutral_start": True}))
     batch = batch_of(dialogues)
     model.loss(model(batch), batch.labels).backward()
     assert all(float(scale.grad.abs().sum()) > 0 for scale in model.hotspot_scales.values())

@@ -1,8 +1,12 @@
 """Datasets by name or path, with features: what every command that reads a dataset calls.
 
-A built-in corpus name gets its features extracted once and cached (text for IEMOCAP and MELD,
-media for RAVDESS and CREMA-D); a path is read in its format (named, or detected from what it
-holds) and extracted where it has no features yet; ``synthetic`` is generated.
+Two steps, each in one place: :func:`load_conversations` reads the conversations (a built-in
+corpus, a path in its format, named or detected from what it holds, or the generated
+``synthetic`` benchmark), and :func:`with_features` gives them the features of a recipe (an
+:class:`~hotspot_erc.features.extract.ExtractConfig`), extracted once into the folder
+:func:`feature_cache` names and read from there afterwards. :func:`resolve_dataset` chains them
+with the recipe a corpus uses by default (text for IEMOCAP and MELD, media for RAVDESS and
+CREMA-D).
 """
 
 from __future__ import annotations
@@ -11,9 +15,13 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hotspot_erc.data.dialogue import Dataset
 from hotspot_erc.terminal import printable
+
+if TYPE_CHECKING:
+    from hotspot_erc.features.extract import ExtractConfig
 
 
 def resolve_dataset(name: str, data: str | os.PathLike | None = None,
@@ -23,21 +31,24 @@ def resolve_dataset(name: str, data: str | os.PathLike | None = None,
                     speaker_norm: Sequence[str] = (), speaker_norm_scope: str = "dataset",
                     feature_tables: Mapping[str, Sequence[str | os.PathLike]] | None = None
                     ) -> Dataset:
-    """A dataset with features (``progress``: show extraction progress bars), with
-    ``speaker_norm`` modalities normalised per speaker
-    (:func:`~hotspot_erc.data.speaker_norm.normalise_speakers`), and with each modality of
-    ``feature_tables`` joined from its CSV files (:mod:`hotspot_erc.data.feature_table`; what the
-    join found is printed unless ``progress`` is False).
+    """A dataset with features: the conversations of ``name``
+    (:func:`load_conversations`), given the features of the default recipe for them
+    (:func:`with_features`) where they come without any, with each modality of
+    ``feature_tables`` joined from its CSV files (:mod:`hotspot_erc.data.feature_table`; what
+    the join found is printed unless ``progress`` is False), and with the ``speaker_norm``
+    modalities normalised per speaker (:func:`~hotspot_erc.data.speaker_norm.normalise_speakers`).
 
-    ``name`` is ``synthetic``, a real corpus name (``iemocap6``, ``iemocap4``, ``meld``: text
-    features are extracted once and cached; ``ravdess``, ``crema-d``: features extracted from
-    their media, see :data:`~hotspot_erc.data.corpora.MEDIA_CORPORA`), or a path read in format
-    ``fmt`` (see :data:`hotspot_erc.data.corpora.FORMATS`; without ``fmt``, what the path holds
-    decides: :func:`~hotspot_erc.data.corpora.detect_format`). A path without features (a
-    manifest) is extracted: text, and audio and video where it names media files.
+    The default recipe extracts text with ``text_setting``, and the media modalities a media
+    corpus uses or a path's files name (:func:`~hotspot_erc.features.extract.default_modalities`).
     """
-    dataset = _resolve_features(name, data, text_setting, cache_dir, synthetic_overrides, fmt,
-                                format_options, progress)
+    dataset = load_conversations(name, data, fmt, format_options, synthetic_overrides)
+    if not dataset.feature_spec.modalities:
+        from hotspot_erc.features.extract import ExtractConfig, default_modalities
+
+        recipe = ExtractConfig(modalities=default_modalities(dataset, name),
+                               text_setting=text_setting)
+        dataset = with_features(dataset, recipe, cache_dir, corpus=None if _is_path(name, fmt)
+                                else name, progress=progress)
     if feature_tables:
         from hotspot_erc.data.feature_table import join_feature_tables, read_feature_tables
 
@@ -54,44 +65,73 @@ def resolve_dataset(name: str, data: str | os.PathLike | None = None,
     return dataset
 
 
-def _resolve_features(name, data, text_setting, cache_dir, synthetic_overrides, fmt,
-                      format_options, progress) -> Dataset:
+def load_conversations(name: str, data: str | os.PathLike | None = None, fmt: str | None = None,
+                       format_options: dict | None = None,
+                       synthetic_overrides: dict | None = None) -> Dataset:
+    """The conversations of ``name``, with the features they come with (none for a corpus of
+    transcripts and media, all for a feature store, a pack or the synthetic benchmark).
+
+    ``name`` is ``synthetic``, a built-in corpus (:data:`~hotspot_erc.data.corpora.CORPORA`,
+    read from ``data``), or a path read in format ``fmt`` (without ``fmt``, what the path holds
+    decides: :func:`~hotspot_erc.data.corpora.detect_format`).
+    """
     if name == "synthetic":
         from hotspot_erc.data.synthetic import SyntheticConfig, generate_dataset
 
         return generate_dataset(SyntheticConfig(**(synthetic_overrides or {})))
-    if fmt is not None or Path(name).exists():
+    if _is_path(name, fmt):
         from hotspot_erc.data.corpora import detect_format, load_path
 
-        dataset = load_path(name, fmt or detect_format(name), **(format_options or {}))
-        if dataset.feature_spec.modalities:
-            return dataset
-        from hotspot_erc.features.extract import ExtractConfig, extract_dataset, media_modalities
+        return load_path(name, fmt or detect_format(name), **(format_options or {}))
+    from hotspot_erc.data.corpora import load_dataset
 
-        if media_modalities(dataset):
-            return extract_dataset(dataset, ExtractConfig(text_setting=text_setting),
-                                   cache_dir=cache_dir, progress=progress)
-        from hotspot_erc.features.text_store import extract_text_dataset
+    return load_dataset(name, data)
 
-        return extract_text_dataset(dataset, setting=text_setting, cache_dir=cache_dir,
-                                    progress=progress)
-    from hotspot_erc.data.corpora import MEDIA_CORPORA
 
-    if name in MEDIA_CORPORA:
-        from hotspot_erc.data.corpora import load_dataset
-        from hotspot_erc.features.extract import ExtractConfig, extract_dataset
-        from hotspot_erc.features.text_store import default_feature_cache
+def with_features(dataset: Dataset, recipe: ExtractConfig,
+                  cache_dir: str | os.PathLike | None = None, corpus: str | None = None,
+                  progress: bool = True) -> Dataset:
+    """``dataset`` with the features ``recipe`` describes, extracted into the cache once and read
+    from it afterwards.
 
-        config = ExtractConfig(modalities=MEDIA_CORPORA[name], text_setting=text_setting)
-        return extract_dataset(load_dataset(name, data), config,
-                               folder=default_feature_cache(name, cache_dir), progress=progress)
-    if text_setting == "tuned":
-        from hotspot_erc.data.corpora import load_dataset
+    The cache folder is :func:`feature_cache`'s. Tuned text (``text_setting="tuned"``) is
+    cross-fitted on the dataset's own labels and cached under its tuning recipe
+    (:mod:`hotspot_erc.features.text_tuning`); text alone is extracted in batches of utterances
+    (:mod:`hotspot_erc.features.text_store`); media, per dialogue in worker processes
+    (:mod:`hotspot_erc.features.extract`).
+    """
+    media = [m for m in recipe.modalities if m != "text"]
+    if recipe.text_setting == "tuned":
+        if media:
+            raise ValueError("text setting 'tuned' is for text-only datasets: tune the text "
+                             f"encoder, then join {', '.join(media)} from feature tables")
         from hotspot_erc.features.text_tuning import tuned_text_dataset
 
-        return tuned_text_dataset(load_dataset(name, data), cache_dir=cache_dir,
-                                  progress=progress)
-    from hotspot_erc.features.text_store import load_text_dataset
+        return tuned_text_dataset(dataset, cache_dir=cache_dir, progress=progress)
+    folder = feature_cache(dataset, cache_dir, corpus)
+    if media:
+        from hotspot_erc.features.extract import extract_dataset
 
-    return load_text_dataset(name, data, setting=text_setting, cache_dir=cache_dir,
-                             progress=progress)
+        return extract_dataset(dataset, recipe, folder=folder, progress=progress)
+    from hotspot_erc.features.text_store import extract_text_dataset
+
+    return extract_text_dataset(dataset, recipe.text_setting, progress=progress, folder=folder)
+
+
+def feature_cache(dataset: Dataset, cache_dir: str | os.PathLike | None = None,
+                  corpus: str | None = None) -> Path:
+    """The one cache folder of a dataset's extracted features: ``<cache>/features/<corpus>`` for
+    a built-in corpus (its files are fixed), else ``<cache>/features/<name>-<digest>``, the
+    digest covering ids, texts, times and media files
+    (:func:`~hotspot_erc.features.extract.dataset_digest`), so an edited transcript or a
+    replaced recording never reads stale features."""
+    from hotspot_erc.features.extract import dataset_digest
+    from hotspot_erc.features.text_store import default_feature_cache
+
+    if corpus is not None:
+        return default_feature_cache(corpus, cache_dir)
+    return default_feature_cache(f"{dataset.name}-{dataset_digest(dataset)}", cache_dir)
+
+
+def _is_path(name: str, fmt: str | None) -> bool:
+    return fmt is not None or Path(name).exists()

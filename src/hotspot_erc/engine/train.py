@@ -48,6 +48,7 @@ from hotspot_erc.engine.checkpoint import (
 from hotspot_erc.engine.config import TrainConfig, batch_positions
 from hotspot_erc.engine.ema import WeightAverage
 from hotspot_erc.engine.evaluate import evaluate_model
+from hotspot_erc.features.registry import is_measured
 from hotspot_erc.model.config import ModelConfig
 from hotspot_erc.model.model import HotspotERC
 from hotspot_erc.model.variants import get_variant
@@ -71,15 +72,14 @@ class RunResult:
 
 def model_config_for(dataset: Dataset, base: ModelConfig) -> ModelConfig:
     """Fill the dataset-dependent fields (input dimensions, classes) of ``base``, and, unless
-    ``base.standardise`` is set, standardise the measured modalities (the raw-media extractors
-    ``audio-*``, ``video-*`` and feature tables ``table-*``: physical units), not text
-    embeddings or generated features."""
+    ``base.standardise`` is set, standardise the measured modalities
+    (:func:`~hotspot_erc.features.registry.is_measured`: physical units), not text embeddings
+    or generated features."""
     specs = dataset.feature_spec.modalities
     dims = {m: (spec.global_dim, spec.local_dim) for m, spec in specs.items()}
     standardise = base.standardise
     if standardise is None:
-        standardise = [m for m, spec in specs.items()
-                       if spec.extractor.startswith(("audio-", "video-", "table-"))]
+        standardise = [m for m, spec in specs.items() if is_measured(spec.extractor)]
     return base.replace(input_dims=dims, num_classes=len(dataset.label_names),
                         standardise=standardise)
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from hotspot_erc.data.dialogue import FeatureSpec, ModalityFeatures, ModalitySpec
+from hotspot_erc.data.feature_table import EXTRACTOR_PREFIX as TABLE_EXTRACTOR_PREFIX
 from hotspot_erc.data.speaker_norm import without_speaker_norm
 
 PACKAGES = "packages"
@@ -154,24 +155,35 @@ def _video(name: str, recipe: dict) -> Extractor:
 
 @dataclass(frozen=True)
 class Registered:
-    """One registry entry: the modality it makes (None: any) and how to build it from a recipe.
+    """One registry entry: the modality it makes (None: any), how to build it from a recipe, and
+    whether its features are measurements in physical units (Hz, dB, pixels), which a model
+    standardises with training-split statistics, unlike embeddings or generated features.
 
     ``build`` imports its module only when called, so reading the registry loads no model code.
     """
 
     modality: str | None
     build: Callable[[str, dict], Extractor]
+    measured: bool = False
 
 
 EXTRACTORS: dict[str, Registered] = {
     "text-minilm": Registered("text", _text("minilm")),
     "text-large": Registered("text", _text("large")),
-    "audio-prosody": Registered("audio", _audio),
-    "video-face": Registered("video", _video),
+    "audio-prosody": Registered("audio", _audio, measured=True),
+    "video-face": Registered("video", _video, measured=True),
     "synthetic": Registered(None, GivenFeatures.from_recipe),
     "corect-pack": Registered(None, GivenFeatures.from_recipe),
     "mmgcn-pack": Registered(None, GivenFeatures.from_recipe),
 }
+
+
+def is_measured(name: str) -> bool:
+    """Whether the features of extractor ``name`` are measurements in physical units: a
+    registered measuring extractor, or a feature table's columns
+    (:mod:`hotspot_erc.data.feature_table`, e.g. openSMILE descriptors, facial action units)."""
+    entry = EXTRACTORS.get(name)
+    return entry.measured if entry is not None else name.startswith(TABLE_EXTRACTOR_PREFIX)
 
 
 def build_extractor(name: str, recipe: dict) -> Extractor:

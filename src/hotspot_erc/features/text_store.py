@@ -29,7 +29,6 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from hotspot_erc.data.corpora import load_dataset
 from hotspot_erc.data.dialogue import Dataset, Dialogue
 from hotspot_erc.data.store import FeatureStore, short_digest
 from hotspot_erc.features.text import TextExtractor, cache_root
@@ -104,18 +103,6 @@ def safe_folder_name(name: str) -> str:
         return name
     slug = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".")[:MAX_FOLDER_NAME - 9]
     return f"{slug}_{short_digest([name], 8)}"
-
-
-def load_text_dataset(name: str, root: str | os.PathLike | None = None, setting: str = "minilm",
-                      cache_dir: str | os.PathLike | None = None, progress: bool = True
-                      ) -> Dataset:
-    """Load corpus ``name`` (see :func:`~hotspot_erc.data.corpora.load_dataset`) with text features.
-
-    The features are extracted into ``<cache_dir>/features/<name>`` (see
-    :func:`default_feature_cache`) on the first call and read from there afterwards.
-    """
-    return extract_text_dataset(load_dataset(name, root), setting, cache_dir, progress,
-                                folder=default_feature_cache(name, cache_dir))
 
 
 def extract_text_dataset(dataset: Dataset, setting: str = "minilm",

@@ -5,7 +5,7 @@ For every utterance ``i`` and modality ``m`` present in it::
     F[i,m]     = HGF_m(X[i,m], g[i,m], prior[i,m])      (Proj_m(g[i,m]) as one position without
                  HGF; Proj_m(g[i,m]) + gamma_m * HGF_m(...) with the neutral start)
     z_moa[i]   = [ MoA({F[i,m]})_m  |  e_m if m is missing ]_m    (concatenated over modalities)
-    n[i,m]     = pool(F[i,m])   or  Proj'_m(g[i,m])  (option graph_nodes="global")
+    n[i,m]     = pool(F[i,m])   or  Proj'_m(g[i,m])  (option graph.nodes="global")
     n[i,m]     <- DialogueContext_m(n[., m], speakers)[i]                     (option)
     z_graph[i] = [ Graph({n[., m]})[i,m]  |  e_m if m is missing ]_m
     logits[i]  = MLP([z_moa[i] ; z_graph[i]])
@@ -30,6 +30,7 @@ pairwise cross-modal transformers over the dialogue, and keeps the relational gr
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -95,11 +96,8 @@ class HotspotERC(nn.Module):
             global_dim, local_dim = config.input_dims[m]
             if config.use_hgf:
                 self.encoders[m] = HotspotGatedFusion(
-                    local_dim, global_dim, hidden, encoder=config.hgf_encoder,
-                    heads=config.heads, layers=config.hgf_layers,
-                    smoothing_kernel=config.smoothing_kernel, use_prior=config.use_prior,
-                    weighting=config.hotspot_weighting, dropout=config.dropout,
-                    local_contrast=config.local_contrast)
+                    local_dim, global_dim, hidden, heads=config.heads, dropout=config.dropout,
+                    **dataclasses.asdict(config.hgf))
             if not config.use_hgf or neutral:
                 projection = nn.Sequential(nn.Linear(global_dim, hidden), nn.GELU(),
                                            nn.Dropout(config.dropout))
@@ -109,12 +107,13 @@ class HotspotERC(nn.Module):
                 else:
                     self.encoders[m] = projection
         multimodal = len(self.modalities) > 1
-        self.moa = (MixtureOfAligners(self.modalities, hidden, num_experts=config.num_experts,
-                                      top_k=config.top_k, heads=config.heads,
-                                      dropout=config.dropout, routing=config.moa_routing,
-                                      max_shift=config.max_shift, conv_kernel=config.conv_kernel,
+        moa = config.moa
+        self.moa = (MixtureOfAligners(self.modalities, hidden, num_experts=moa.num_experts,
+                                      top_k=moa.top_k, heads=config.heads,
+                                      dropout=config.dropout, routing=moa.routing,
+                                      max_shift=moa.max_shift, conv_kernel=moa.conv_kernel,
                                       edges="replicate" if config.neutral_start else "zero",
-                                      init=config.aligner_init)
+                                      init=moa.init)
                     if config.use_moa and multimodal else None)
         # Without MoA (ablation, corect, or one modality) each modality is pooled on its own.
         self.pools = (nn.ModuleDict({m: AttentionPool(hidden) for m in self.modalities})
@@ -126,20 +125,21 @@ class HotspotERC(nn.Module):
         self.node_encoders = (nn.ModuleDict({
             m: nn.Sequential(nn.Linear(config.input_dims[m][0], hidden), nn.GELU(),
                              nn.Dropout(config.dropout)) for m in self.modalities})
-            if config.use_hgf and config.graph_nodes == "global" else None)
+            if config.use_hgf and config.graph.nodes == "global" else None)
+        graph = config.graph
         self.context = (DialogueContext(len(self.modalities), hidden,
-                                        speaker_embedding=config.speaker_embedding,
-                                        max_speakers=config.max_speakers, dropout=config.dropout)
-                        if config.dialogue_context and config.use_graph else None)
+                                        speaker_embedding=graph.speaker_embedding,
+                                        max_speakers=graph.max_speakers, dropout=config.dropout)
+                        if graph.dialogue_context and config.use_graph else None)
         self.pairwise = (PairwiseCrossModalTransformer(len(self.modalities), hidden,
                                                        heads=config.heads,
                                                        layers=config.pairwise_layers,
                                                        dropout=config.dropout)
                          if config.pairwise_crossmodal and multimodal else None)
-        self.graph = (CrossModalGraph(len(self.modalities), hidden, past=config.past,
-                                      future=config.future, temporal_edges=config.temporal_edges,
-                                      cross_edges=config.cross_edges,
-                                      speaker_relations=config.speaker_relations,
+        self.graph = (CrossModalGraph(len(self.modalities), hidden, past=graph.past,
+                                      future=graph.future, temporal_edges=graph.temporal_edges,
+                                      cross_edges=graph.cross_edges,
+                                      speaker_relations=graph.speaker_relations,
                                       heads=config.heads, dropout=config.dropout)
                       if config.use_graph else None)
         self.standardisers = nn.ModuleDict({
@@ -229,7 +229,7 @@ class HotspotERC(nn.Module):
         else:
             cross_entropy = F.cross_entropy(output.logits[scored], labels[scored],
                                             weight=self.class_weights)
-        return cross_entropy + self.config.balance_weight * output.balance_loss
+        return cross_entropy + self.config.moa.balance_weight * output.balance_loss
 
     # -- helpers -------------------------------------------------------------------------------
 

@@ -7,6 +7,9 @@ A :class:`Variant` carries three things:
   override that contradicts one is an error naming both (``--variant full --set use_hgf=false``
   is the variant ``no_hgf``, not a ``full`` that lacks HGF);
 * ``defaults``: other model settings it brings (CORECT's hidden size and dropout);
+
+Settings are named by their path in :class:`~hotspot_erc.model.config.ModelConfig`
+(``hidden``, ``moa.routing``, ``graph.past``).
 * ``train_defaults``: training settings it brings (CORECT's optimiser), as
   :class:`~hotspot_erc.engine.config.TrainConfig` field names.
 
@@ -21,14 +24,15 @@ import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from hotspot_erc.model.config import ModelConfig, reject_unknown_keys
+from hotspot_erc.model.config import ModelConfig
 
 # The settings that decide which blocks a model has; each variant states all of them.
-SWITCHES: tuple[str, ...] = ("use_hgf", "use_prior", "use_moa", "moa_routing", "use_graph",
-                             "temporal_edges", "cross_edges", "pairwise_crossmodal")
-_FULL: dict[str, bool] = {"use_hgf": True, "use_prior": True, "use_moa": True,
-                          "moa_routing": True, "use_graph": True, "temporal_edges": True,
-                          "cross_edges": True, "pairwise_crossmodal": False}
+SWITCHES: tuple[str, ...] = ("use_hgf", "hgf.use_prior", "use_moa", "moa.routing",
+                             "use_graph", "graph.temporal_edges", "graph.cross_edges",
+                             "pairwise_crossmodal")
+_FULL: dict[str, bool] = {"use_hgf": True, "hgf.use_prior": True, "use_moa": True,
+                          "moa.routing": True, "use_graph": True, "graph.temporal_edges": True,
+                          "graph.cross_edges": True, "pairwise_crossmodal": False}
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,7 @@ class Variant:
     def __post_init__(self) -> None:
         if set(self.switches) != set(SWITCHES):
             raise ValueError(f"variant {self.name}: switches must state exactly {SWITCHES}")
-        reject_unknown_keys(ModelConfig, self.defaults)
+        ModelConfig().override(self.defaults)  # unknown paths are an error here
         overlap = set(self.defaults) & set(SWITCHES)
         if overlap:
             raise ValueError(f"variant {self.name}: {sorted(overlap)} are switches, not defaults")
@@ -52,15 +56,15 @@ class Variant:
         """``base`` with this variant's defaults and switches, then the user's ``overrides``
         (a ValueError if one contradicts a switch)."""
         overrides = dict(overrides or {})
-        reject_unknown_keys(ModelConfig, overrides)
+        base.override(overrides)  # unknown paths are an error before any other check
         if "variant" in overrides and overrides["variant"] != self.name:
             raise ValueError(f"--set variant={overrides['variant']} contradicts --variant "
                              f"{self.name}; choose the variant with --variant")
         for key, value in overrides.items():
             if key in self.switches and value != self.switches[key]:
                 raise ValueError(self._contradiction(key, value))
-        return base.replace(**{**self.defaults, **self.switches, **overrides,
-                               "variant": self.name})
+        return base.override({**self.defaults, **self.switches, **overrides,
+                              "variant": self.name})
 
     def _contradiction(self, key: str, value: object) -> str:
         wanted = {**self.switches, key: value}
@@ -95,37 +99,43 @@ def describe_variant(name: str) -> str:
     return get_variant(name).description
 
 
-def variant_config(name: str, base: ModelConfig | None = None, **overrides) -> ModelConfig:
-    """The config of variant ``name``: ``base``, the variant's settings, then ``overrides``."""
+def variant_config(name: str, base: ModelConfig | None = None,
+                   overrides: Mapping[str, object] | None = None) -> ModelConfig:
+    """The config of variant ``name``: ``base``, the variant's settings, then ``overrides``
+    (keyed by path: ``{"hidden": 32, "graph.past": 3}``)."""
     return get_variant(name).model_config(base or ModelConfig(), overrides)
 
 
-def build_model(name: str, base: ModelConfig | None = None, **overrides):
+def build_model(name: str, base: ModelConfig | None = None,
+                overrides: Mapping[str, object] | None = None):
     from hotspot_erc.model.model import HotspotERC
 
-    return HotspotERC(variant_config(name, base, **overrides))
+    return HotspotERC(variant_config(name, base, overrides))
 
 
-def _ablation(name: str, description: str, **changes: bool) -> Variant:
-    return register(Variant(name, description, {**_FULL, **changes}))
+def _ablation(name: str, description: str, switch: str | None = None) -> Variant:
+    """The full model with ``switch`` (a path of :data:`SWITCHES`) turned off."""
+    return register(Variant(name, description, {**_FULL, **({switch: False} if switch else {})}))
 
 
 _ablation("full", "HGF + Mixture-of-Aligners + cross-modal relational graph")
-_ablation("no_hgf", "global vectors only (no local hotspots); MoA and graph kept", use_hgf=False)
+_ablation("no_hgf", "global vectors only (no local hotspots); MoA and graph kept", "use_hgf")
 _ablation("no_moa", "no cross-modal alignment: per-modality pooled HGF outputs concatenated",
-          use_moa=False)
+          "use_moa")
 _ablation("no_graph", "no conversation graph: the classifier sees the MoA output only",
-          use_graph=False)
+          "use_graph")
 _ablation("fixed_align", "MoA replaced by one plain cross-attention per modality pair (no "
-          "routing)", moa_routing=False)
-_ablation("no_cross_edges", "graph without same-utterance cross-modal edges", cross_edges=False)
+          "routing)", "moa.routing")
+_ablation("no_cross_edges", "graph without same-utterance cross-modal edges",
+          "graph.cross_edges")
 _ablation("no_temporal_edges", "graph without temporal edges (self loops kept)",
-          temporal_edges=False)
+          "graph.temporal_edges")
 _ablation("no_prior", "full model without rule-based hotspot priors (hotspots learned end to "
-          "end)", use_prior=False)
+          "end)", "hgf.use_prior")
 register(Variant(
     "corect", "CORECT baseline: global vectors, pairwise cross-modal transformers, relational "
               "temporal graph; hidden 100, dropout 0.5, windows 11/5, its optimiser settings",
     switches={**_FULL, "use_hgf": False, "use_moa": False, "pairwise_crossmodal": True},
-    defaults={"hidden": 100, "dropout": 0.5, "past": 11, "future": 5, "balance_weight": 0.0},
+    defaults={"hidden": 100, "dropout": 0.5, "graph.past": 11, "graph.future": 5,
+              "moa.balance_weight": 0.0},
     train_defaults={"lr": 2.5e-4, "weight_decay": 1e-8, "batch_size": 10}))
