@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import pytest
 
-from hotspot_erc.cli import main
+from hotspot_erc.cli import build_parser, main
 
 
 def test_models_lists_the_variants(capsys):
@@ -414,3 +415,152 @@ def test_tune_prints_each_trial_and_the_ablate_command(capsys, tmp_path):
     assert main(["tune", "--dataset", "synthetic", *TINY, "--train-set", "lr=0.1", "--out",
                  str(tmp_path / "other")]) == 2
     assert "are searched by the space 'common'" in error_line(capsys)
+
+
+def test_version_prints_the_package_version(capsys):
+    import hotspot_erc
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+    assert stopped.value.code == 0
+    assert capsys.readouterr().out == f"hotspot-erc {hotspot_erc.__version__}\n"
+
+
+def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
+    """(command words, parser) of every command and subcommand."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, command in action.choices.items():
+                yield (*path, name), command
+                yield from _commands(command, (*path, name))
+
+
+def test_every_command_shows_examples_and_defaults_in_its_help():
+    commands = list(_commands(build_parser()))
+    assert len(commands) == 15
+    for words, parser in commands:
+        text = parser.format_help()
+        assert "\nexamples:\n" in text, words
+        examples = text.split("\nexamples:\n", 1)[1].splitlines()
+        # One example per line, as written: the epilog keeps its line breaks.
+        assert 1 <= len(examples) <= 3, words
+        for line in examples:
+            assert line.startswith(f"  hotspot-erc {' '.join(words)}"), (words, line)
+        flat = " ".join(text.split())
+        assert "(default: None)" not in flat and "(default: False)" not in flat
+        for action in parser._actions:
+            if action.help and action.default not in (None, False, argparse.SUPPRESS):
+                assert f"(default: {action.default})" in flat, (words, action.dest)
+
+
+def test_threads_is_one_option_of_the_commands_that_run_a_trained_model():
+    parser = build_parser()
+    for command in (["predict", "--checkpoint", "c", "--transcript", "t.srt", "--out", "o"],
+                    ["evaluate", "--checkpoint", "c"], ["probe"],
+                    ["robustness", "--checkpoint", "c", "--out", "o"]):
+        assert parser.parse_args([*command, "--threads", "3"]).process_threads == 3
+        assert parser.parse_args(command).process_threads is None
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two"])
+def test_threads_below_one_are_refused(capsys, value):
+    with pytest.raises(SystemExit):
+        main(["probe", "--threads", value])
+    assert f"argument --threads: expected an integer >= 1, got '{value}'" in \
+        capsys.readouterr().err
+
+
+def test_threads_limits_torch_and_blas_while_the_command_runs(capsys, monkeypatch):
+    import torch
+    from threadpoolctl import threadpool_info
+
+    seen = {}
+
+    def probe(dataset, modalities):
+        seen["torch"] = torch.get_num_threads()
+        seen["pools"] = [pool["num_threads"] for pool in threadpool_info()]
+        scores = {"accuracy": 0.5, "weighted_f1": 0.5, "macro_f1": 0.5}
+        return {"model": "probe", "modalities": ["text"], "C": 1.0, "valid": scores,
+                "test": scores}
+
+    monkeypatch.setattr("hotspot_erc.engine.probe.linear_probe", probe)
+    before = torch.get_num_threads()
+    assert main(["probe", "--dataset", "synthetic", *TINY, "--threads", "2"]) == 0
+    assert seen["torch"] == 2
+    assert seen["pools"] and all(threads <= 2 for threads in seen["pools"])
+    assert torch.get_num_threads() == before
+    assert main(["probe", "--dataset", "synthetic", *TINY]) == 0
+    assert seen["torch"] == before
+    capsys.readouterr()
+
+
+def _prediction_of(dialogue, notices):
+    from hotspot_erc.engine.prediction import ConversationPrediction, UtterancePrediction
+
+    return ConversationPrediction(
+        label_names=["calm", "upset"], notices=list(notices),
+        utterances=[UtterancePrediction(id=u.uid, speaker=u.speaker, start=u.start, end=u.end,
+                                        text=u.text, label="upset",
+                                        probabilities={"calm": 0.25, "upset": 0.75})
+                    for u in dialogue.utterances])
+
+
+def test_predict_several_transcripts_loads_the_model_once(capsys, tmp_path, monkeypatch):
+    import csv
+
+    from hotspot_erc.engine import predict
+
+    loaded = []
+
+    class Fake:
+        def predict(self, dialogue, notices, feature_folder, progress):
+            return _prediction_of(dialogue, notices)
+
+    monkeypatch.setattr(predict.Predictor, "load", classmethod(
+        lambda cls, folder, workers: loaded.append(folder) or Fake()))
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    (calls / "a.srt").write_text("1\n00:00:01,000 --> 00:00:02,000\nAnn: hi\n\n"
+                                 "2\n00:00:03,000 --> 00:00:04,000\nBob: ho\n")
+    (calls / "b.vtt").write_text("WEBVTT\n\n00:01.000 --> 00:02.000\nno names here\n")
+    other = tmp_path / "c.csv"
+    other.write_text("Utterance,Speaker\nfine,Cy\n")
+    out = tmp_path / "out"
+    assert main(["predict", "--checkpoint", "ckpt", "--transcript", str(calls), "--transcript",
+                 str(other), "--out", str(out), "--no-report", "--quiet"]) == 0
+    assert loaded == ["ckpt"]
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == f"a: 2 utterances (upset 2) -> {out / 'a'}"
+    assert printed[1] == f"b: 1 utterance (upset 1) -> {out / 'b'}"
+    assert printed[2].startswith(f"notice: {calls / 'b.vtt'}: speakers are not labelled")
+    assert printed[3] == f"c: 1 utterance (upset 1) -> {out / 'c'}"
+    assert printed[4] == (f"wrote 3 conversations into {out}, one folder each, and "
+                          f"{out / 'predictions.csv'}")
+    assert [p.name for p in sorted(out.iterdir())] == ["a", "b", "c", "predictions.csv"]
+    with open(out / "predictions.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows == [
+        ["conversation", "id", "speaker", "start", "end", "text", "label", "p_calm", "p_upset"],
+        ["a", "a_0", "Ann", "1.0", "2.0", "hi", "upset", "0.25", "0.75"],
+        ["a", "a_1", "Bob", "3.0", "4.0", "ho", "upset", "0.25", "0.75"],
+        ["b", "b_0", "speaker", "1.0", "2.0", "no names here", "upset", "0.25", "0.75"],
+        ["c", "c_0", "Cy", "", "", "fine", "upset", "0.25", "0.75"]]
+
+
+def test_predict_refuses_one_recording_for_several_transcripts_before_loading(capsys, tmp_path,
+                                                                              monkeypatch):
+    from hotspot_erc.engine import predict
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model must not load")
+
+    monkeypatch.setattr(predict.Predictor, "load", never)
+    for name in ("a.srt", "b.srt"):
+        (tmp_path / name).write_text("1\n00:00:01,000 --> 00:00:02,000\nAnn: hi\n")
+    assert main(["predict", "--checkpoint", "ckpt", "--transcript", str(tmp_path / "a.srt"),
+                 "--transcript", str(tmp_path / "b.srt"), "--media", "call.mp4", "--out",
+                 str(tmp_path / "out")]) == 2
+    assert error_line(capsys) == (
+        "hotspot-erc: error: --media: the recordings of one conversation go with a single "
+        "transcript file, not 2 transcripts; put each conversation's recording in a folder, "
+        "named like its transcript (call1.srt -> call1.mp4), and give --media-folder")

@@ -13,6 +13,7 @@ import errno
 import json
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 from hotspot_erc.data.corpora import FORMATS
@@ -80,11 +81,48 @@ def _cmd_data_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
+    if args.pretrained:
+        return _show_pretrained(args.pattern)
     from hotspot_erc.model.variants import describe_variant, list_variants
 
     for name in list_variants(args.pattern):
         _echo(f"{name:<18} {describe_variant(name)}")
     return 0
+
+
+def _show_pretrained(pattern: str) -> int:
+    """The shipped models: what each was trained on, its labels, modalities, scores, licence."""
+    import fnmatch
+
+    from hotspot_erc.engine.checkpoint import load_checkpoint
+    from hotspot_erc.engine.pretrained import PRETRAINED, pretrained_folder, pretrained_names
+
+    for name in fnmatch.filter(pretrained_names(), pattern):
+        model, card = PRETRAINED[name], load_checkpoint(pretrained_folder(name)).card
+        _echo(f"{name}: {model.summary}")
+        for line in card.summary_lines():
+            _echo(f"  {line}")
+        _echo(f"  licence: {model.licence}")
+        _echo(f"  use: hotspot-erc predict --model {name} --transcript FILE --out FOLDER")
+    return 0
+
+
+def _checkpoint_folder(args: argparse.Namespace) -> str:
+    """The checkpoint a command runs: ``--checkpoint RUN`` or a shipped ``--model NAME``."""
+    if args.model is not None:
+        from hotspot_erc.engine.pretrained import pretrained_folder
+
+        return str(pretrained_folder(args.model))
+    return args.checkpoint
+
+
+def _model_source(parser: argparse.ArgumentParser) -> None:
+    """``--checkpoint RUN`` or ``--model NAME`` (one of them)."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", default=None, help="run or checkpoint folder")
+    source.add_argument("--model", default=None, metavar="NAME",
+                        help="a model shipped with the package (hotspot-erc models "
+                             "--pretrained)")
 
 
 def _parse_overrides(pairs: list[str], option: str) -> dict:
@@ -168,6 +206,7 @@ def _feature_tables(options: list[str] | None) -> dict[str, list[str]]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from hotspot_erc.engine.distributed import launched_rank
     from hotspot_erc.engine.train import run_config, train
 
     model_overrides, train_overrides = _overrides(args)
@@ -176,6 +215,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         model_config, train_config = run_config(dataset, args.variant, model_overrides,
                                                 train_overrides, args.seed)
     result = train(dataset, model_config, train_config, args.out, progress=not args.quiet)
+    if launched_rank() != 0:
+        return 0  # under torchrun every rank trains, rank 0 reports
     _echo(json.dumps({split: {k: result.metrics[split][k]
                               for k in ("accuracy", "weighted_f1", "macro_f1")}
                       for split in ("valid", "test") if split in result.metrics}, indent=2))
@@ -190,7 +231,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from hotspot_erc.engine.evaluate import evaluate_checkpoint
 
     dataset = _dataset(args)
-    result = evaluate_checkpoint(args.checkpoint, dataset, args.split)
+    result = evaluate_checkpoint(_checkpoint_folder(args), dataset, args.split)
     for notice in result["notices"]:
         _echo(f"notice: {notice}")
     metrics = result["metrics"]
@@ -242,36 +283,54 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from hotspot_erc.data.transcript import load_transcript
-    from hotspot_erc.engine.predict import Predictor, conversation_media
-    from hotspot_erc.report.outputs import write_outputs
+    from hotspot_erc.engine.batch_predict import load_conversations, predict_many
+    from hotspot_erc.engine.predict import Predictor
 
-    media, duration = conversation_media(args.media, args.audio, args.video)
-    dialogue, notices = load_transcript(args.transcript, args.transcript_format, media=media,
-                                        media_duration=duration)
-    predictor = Predictor.load(args.checkpoint, workers=args.workers)
-    conversation = predictor.predict(dialogue, notices=notices,
-                                     feature_folder=os.path.join(args.out, "features"),
-                                     progress=not args.quiet)
-    paths = write_outputs(conversation, args.out, report=not args.no_report)
-    for notice in conversation.notices:
-        _echo(f"notice: {notice}")
-    for utterance in conversation.utterances:
+    # Every transcript is read, and every recording probed, before the model loads.
+    conversations = load_conversations(args.transcript, args.transcript_format, media=args.media,
+                                       audio=args.audio, video=args.video,
+                                       media_folder=args.media_folder)
+    predictor = Predictor.load(_checkpoint_folder(args), workers=args.workers)
+    several = len(conversations) > 1
+
+    def show(conversation, prediction, paths: dict) -> None:
+        if conversation is conversations[0] and prediction.model_card is not None:
+            for line in prediction.model_card.summary_lines():
+                _echo(line)
+        if several:
+            counts = Counter(utterance.label for utterance in prediction.utterances)
+            total = len(prediction.utterances)
+            _echo(f"{conversation.name}: {total} utterance{'' if total == 1 else 's'} ("
+                  + ", ".join(f"{label} {count}" for label, count in counts.most_common())
+                  + f") -> {Path(paths['predictions']).parent}")
+        for notice in prediction.notices:
+            _echo(f"notice: {notice}")
+        if not several:
+            _show_utterances(prediction)
+
+    result = predict_many(predictor, conversations, args.out, report=not args.no_report,
+                          progress=not args.quiet, on_conversation=show, engine=args.engine,
+                          ray_address=args.ray_address)
+    if several:
+        _echo(f"wrote {len(conversations)} conversations into {args.out}, one folder each, and "
+              f"{result.csv}")
+    else:
+        written = [*next(iter(result.outputs.values())).values(), result.csv]
+        _echo("wrote " + ", ".join(str(path) for path in written))
+    return 0
+
+
+def _show_utterances(prediction) -> None:
+    """One line per utterance: times, speaker, label, its probability, the start of the text."""
+    for utterance in prediction.utterances:
         when = "" if utterance.start is None else f"{utterance.start:7.2f}-{utterance.end:<7.2f} "
         # Each field escaped before it is padded, so the columns line up.
         _echo(f"{when}{printable(utterance.speaker):<10} {printable(utterance.label):<10} "
               f"{100 * utterance.probabilities[utterance.label]:5.1f}%  "
               f"{printable(utterance.text[:60])}")
-    _echo("wrote " + ", ".join(str(p) for p in paths.values()))
-    return 0
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    if args.model is not None:
-        raise ValueError(f"--model {args.model}: no shipped models yet; use --checkpoint RUN "
-                         "(a run or checkpoint folder)")
-    if args.checkpoint is None:
-        raise ValueError("give --checkpoint RUN (a run or checkpoint folder)")
     try:
         from hotspot_erc.serve.config import ServeConfig, read_api_key
         from hotspot_erc.serve.server import serve
@@ -279,13 +338,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise ValueError(f"{error}: the service needs FastAPI and uvicorn: pip install -e "
                          "'.[serve]'") from None
     config = ServeConfig(
-        checkpoint=args.checkpoint, host=args.host, port=args.port,
+        checkpoint=_checkpoint_folder(args), host=args.host, port=args.port,
         api_key=None if args.api_key_file is None else read_api_key(args.api_key_file),
         max_request_mb=args.max_request_mb, max_media_seconds=args.max_media_seconds,
         max_utterances=args.max_utterances, concurrency=args.concurrency, queue=args.queue,
         cors_origins=tuple(args.cors_origin or ()), max_reports=args.max_reports,
         workers=args.workers, upload_timeout_s=args.upload_timeout,
-        shutdown_timeout_s=args.shutdown_timeout)
+        shutdown_timeout_s=args.shutdown_timeout, max_streams=args.max_streams)
     return serve(config)
 
 
@@ -295,7 +354,8 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
     from hotspot_erc.engine.robustness import robustness, robustness_figure, robustness_table
 
     dataset = _dataset(args)
-    result = robustness(load_checkpoint(args.checkpoint), dataset, args.split, seed=args.seed)
+    result = robustness(load_checkpoint(_checkpoint_folder(args)), dataset, args.split,
+                        seed=args.seed)
     table = robustness_table(result)
     _echo(table)
     out = Path(args.out)
@@ -316,7 +376,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from hotspot_erc.engine.demo import build_demo
 
     demo = build_demo(args.out, epochs=args.epochs, seed=args.seed, workers=args.workers,
-                      progress=not args.quiet)
+                      progress=not args.quiet, threads=args.process_threads or 2)
     test = demo["test"]
     if test:
         _echo(f"demonstration checkpoint {demo['checkpoint']} (selected at epoch "
@@ -351,7 +411,8 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 def _cmd_quickstart(args: argparse.Namespace) -> int:
     from hotspot_erc.engine.quickstart import format_quickstart, quickstart
 
-    report = quickstart(args.out, epochs=args.epochs, seed=args.seed, progress=not args.quiet)
+    report = quickstart(args.out, epochs=args.epochs, seed=args.seed, progress=not args.quiet,
+                        threads=args.process_threads or 2)
     _echo(format_quickstart(report))
     return 0
 
@@ -374,11 +435,31 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     else:
         modalities = tuple(m.strip() for m in args.modalities.split(",") if m.strip())
     config = ExtractConfig(modalities=modalities, text_setting=args.text_setting, fps=args.fps,
-                           max_width=args.max_width, workers=args.workers)
+                           max_width=args.max_width, workers=args.workers,
+                           engine=args.engine, ray_address=args.ray_address)
     report = extract_features(dataset, args.out, config, progress=not args.quiet)
     _echo(report.summary())
     _echo(f"train on it with: hotspot-erc train --dataset {args.out} --out RUN")
     return 0
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default after its help (not where there is none to show: a default of
+    None or a switch's False), and epilogs (the examples) printed line by line as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _command(commands, name: str, summary: str, examples: tuple[str, ...],
+             parents: tuple[argparse.ArgumentParser, ...] = ()) -> argparse.ArgumentParser:
+    """The parser of one (sub)command, its ``--help`` showing defaults and ``examples``."""
+    return commands.add_parser(
+        name, parents=list(parents), help=summary, description=summary,
+        epilog="examples:\n" + "\n".join(f"  {line}" for line in examples),
+        formatter_class=_HelpFormatter)
 
 
 def _parent(build) -> argparse.ArgumentParser:
@@ -425,15 +506,15 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     # training settings (corect's batch size) apply otherwise.
     defaults = TrainConfig()
     parser.add_argument("--epochs", type=int, default=None,
-                        help=f"default {defaults.epochs}")
+                        help=f"training epochs (default: {defaults.epochs})")
     parser.add_argument("--batch-size", type=int, default=None,
-                        help=f"dialogues per batch (default {defaults.batch_size}, or the "
+                        help=f"dialogues per batch (default: {defaults.batch_size}, or the "
                              "variant's own)")
     parser.add_argument("--patience", type=int, default=None,
                         help="early-stopping patience: epochs without a better validation score "
-                             f"(default {defaults.patience})")
+                             f"(default: {defaults.patience})")
     parser.add_argument("--threads", type=int, default=None,
-                        help=f"torch threads (default {defaults.threads})")
+                        help=f"torch threads (default: {defaults.threads})")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="model config override, e.g. --set hidden=128 (repeatable; applied "
                              "after the variant's settings)")
@@ -447,60 +528,113 @@ def _quiet_option(parser: argparse.ArgumentParser) -> None:
 
 def _seed_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0,
-                        help="random seed (weights, shuffling, dropout, noise); default 0")
+                        help="random seed (weights, shuffling, dropout, noise)")
 
 
 def _workers_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2,
-                        help="processes that extract audio and video (default 2)")
+                        help="processes that extract audio and video")
+
+
+def _engine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", default="local", choices=("local", "ray"),
+                        help="run the conversations in this machine's processes, or as Ray "
+                             "tasks on --workers actors (pip install .[ray]; docs/scaling.md)")
+    parser.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                        help="with --engine ray: the Ray cluster to join (default: start Ray "
+                             "here with --workers CPUs)")
 
 
 def _epochs_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--epochs", type=int, default=20, help="default 20")
+    parser.add_argument("--epochs", type=int, default=20, help="training epochs")
+
+
+def _thread_count(text: str) -> int:
+    """The value of ``--threads``: an integer >= 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return int(text)
+
+
+def _threads_option(parser: argparse.ArgumentParser) -> None:
+    # Its own name: training's --threads goes to TrainConfig, which checks it there.
+    parser.add_argument("--threads", type=_thread_count, default=None, dest="process_threads",
+                        metavar="N",
+                        help="CPU threads of this process: torch's and the BLAS/OpenMP pools of "
+                             "numpy and scikit-learn (default: the libraries' choice, about one "
+                             "per core; extraction processes are --workers)")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from hotspot_erc import __version__
+
     parser = argparse.ArgumentParser(
         prog="hotspot-erc",
-        description="Emotion recognition in conversations centred on emotion hotspots.")
+        description="Emotion recognition in conversations centred on emotion hotspots.",
+        epilog="examples:\n"
+               "  hotspot-erc demo --out demo\n"
+               "  hotspot-erc predict --checkpoint demo/run --transcript "
+               "demo/unseen/transcript.json --out demo/prediction\n"
+               "  hotspot-erc COMMAND --help     (its options, defaults and examples)",
+        formatter_class=_HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    dataset, training, quiet, seed, workers, epochs = (
+    dataset, training, quiet, seed, workers, epochs, threads = (
         _parent(build) for build in (_dataset_options, _training_options, _quiet_option,
-                                     _seed_option, _workers_option, _epochs_option))
+                                     _seed_option, _workers_option, _epochs_option,
+                                     _threads_option))
 
-    data = commands.add_parser("data", help="inspect datasets")
+    data = _command(commands, "data", "inspect datasets", (
+        "hotspot-erc data stats --dataset synthetic",
+        "hotspot-erc data generate --out stores/synthetic"))
     data_commands = data.add_subparsers(dest="data_command", required=True)
-    stats = data_commands.add_parser("stats", help="print split and label counts")
+    stats = _command(data_commands, "stats", "print split and label counts", (
+        "hotspot-erc data stats --dataset synthetic",
+        "hotspot-erc data stats --dataset iemocap6 --data /data/corpora",
+        "hotspot-erc data stats --dataset my_calls.json --format manifest"))
     stats.add_argument("--dataset", required=True,
                        help="iemocap6, iemocap4, meld, synthetic, ravdess or crema-d")
     stats.add_argument("--data", default=None,
                        help="corpus folder (default: $HOTSPOT_ERC_DATA)")
     stats.add_argument("--format", default=None,
                        help="read --dataset as a path in this format: " + ", ".join(FORMATS))
-    stats.add_argument("--format-option", action="append", metavar="KEY=VALUE")
-    stats.add_argument("--synthetic-set", action="append", metavar="KEY=VALUE")
+    stats.add_argument("--format-option", action="append", metavar="KEY=VALUE",
+                       help="option of the format's loader, e.g. label_set=meld")
+    stats.add_argument("--synthetic-set", action="append", metavar="KEY=VALUE",
+                       help="synthetic benchmark knob, e.g. num_train=40")
     stats.set_defaults(func=_cmd_data_stats)
 
-    generate = data_commands.add_parser(
-        "generate", help="write the synthetic benchmark to a feature-store folder")
-    generate.add_argument("--out", required=True)
+    generate = _command(
+        data_commands, "generate", "write the synthetic benchmark to a feature-store folder", (
+            "hotspot-erc data generate --out stores/synthetic",
+            "hotspot-erc data generate --out stores/lagged --synthetic-set lag_max=1.5"))
+    generate.add_argument("--out", required=True, help="feature-store folder")
     generate.add_argument("--synthetic-set", action="append", metavar="KEY=VALUE",
                           help="generator knob, e.g. lag_max=1.5 (see SyntheticConfig)")
     generate.set_defaults(func=_cmd_data_generate, out_kind="folder")
 
-    models = commands.add_parser("models", help="list the named model variants")
+    models = _command(commands, "models", "list the named model variants, or the shipped models",
+                      ("hotspot-erc models", "hotspot-erc models 'no_*'",
+                       "hotspot-erc models --pretrained"))
     models.add_argument("pattern", nargs="?", default="*", help="wildcard filter, e.g. 'no_*'")
+    models.add_argument("--pretrained", action="store_true",
+                        help="list the trained models that ship with the package: corpus, "
+                             "labels, modalities, test scores, licence")
     models.set_defaults(func=_cmd_models)
 
-    quick = commands.add_parser(
-        "quickstart", parents=[epochs, seed, quiet],
-        help="the main job: train full and no_hgf on the synthetic benchmark")
-    quick.add_argument("--out", default="runs/quickstart")
+    quick = _command(
+        commands, "quickstart", "the main job: train full and no_hgf on the synthetic benchmark",
+        ("hotspot-erc quickstart", "hotspot-erc quickstart --epochs 5 --out runs/quick5"),
+        parents=(epochs, seed, threads, quiet))
+    quick.add_argument("--out", default="runs/quickstart",
+                       help="folder of the two runs and quickstart.json")
     quick.set_defaults(func=_cmd_quickstart, out_kind="folder")
 
-    extract = commands.add_parser(
-        "extract", parents=[workers, quiet],
-        help="extract text, audio and video features from media into a store")
+    extract = _command(
+        commands, "extract", "extract text, audio and video features from media into a store", (
+            "hotspot-erc extract --manifest my_calls.json --out stores/my_calls",
+            "hotspot-erc extract --dataset ravdess --out stores/ravdess --modalities audio"),
+        parents=(workers, quiet))
     extract.add_argument("--manifest", default=None,
                          help="conversation manifest (JSON; see docs/formats.md)")
     extract.add_argument("--dataset", default=None, help="or a corpus: ravdess, crema-d, ...")
@@ -510,121 +644,172 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--modalities", default=None,
                          help="comma-separated (default: those the corpus is read with, e.g. "
                               "audio for ravdess; for a manifest, text and the media it names)")
-    extract.add_argument("--text-setting", default="minilm", choices=("minilm", "large"))
+    extract.add_argument("--text-setting", default="minilm", choices=("minilm", "large"),
+                         help="text features: frozen MiniLM, or frozen mpnet + USE")
     extract.add_argument("--fps", type=float, default=15.0, help="video frames per second")
     extract.add_argument("--max-width", type=int, default=480,
                          help="downscale wider video to this width")
+    _engine_options(extract)
     extract.set_defaults(func=_cmd_extract, out_kind="folder")
 
-    train = commands.add_parser("train", parents=[dataset, training, seed, quiet],
-                                help="train one variant, select on validation")
+    train = _command(
+        commands, "train", "train one variant, select on validation", (
+            "hotspot-erc train --dataset synthetic --out runs/full",
+            "hotspot-erc train --dataset iemocap6 --variant no_hgf --epochs 30 --out "
+            "runs/no_hgf"),
+        parents=(dataset, training, seed, quiet))
     train.add_argument("--variant", default="full", help="see `hotspot-erc models`")
     train.add_argument("--out", required=True, help="run folder (resumes if it exists)")
     train.set_defaults(func=_cmd_train, out_kind="folder")
 
-    evaluate = commands.add_parser("evaluate", parents=[dataset, quiet],
-                                   help="evaluate a checkpoint on a split")
-    evaluate.add_argument("--checkpoint", required=True, help="run or checkpoint folder")
-    evaluate.add_argument("--split", default="test")
+    evaluate = _command(
+        commands, "evaluate", "evaluate a checkpoint on a split", (
+            "hotspot-erc evaluate --checkpoint runs/full --dataset synthetic",
+            "hotspot-erc evaluate --checkpoint runs/my_calls --dataset stores/my_calls --split "
+            "valid --out valid.json"),
+        parents=(dataset, threads, quiet))
+    _model_source(evaluate)
+    evaluate.add_argument("--split", default="test", help="the split to evaluate on")
     evaluate.add_argument("--out", default=None, help="write the full result as JSON here")
     evaluate.set_defaults(func=_cmd_evaluate, out_kind="file")
 
-    predict = commands.add_parser(
-        "predict", parents=[workers, quiet],
-        help="predict emotions on a conversation and write predictions + report")
-    predict.add_argument("--checkpoint", required=True, help="run or checkpoint folder")
-    predict.add_argument("--transcript", required=True,
-                         help="JSON (manifest schema), SRT/WebVTT with 'Speaker: text' cues, or "
-                              "MELD-like CSV")
+    predict = _command(
+        commands, "predict",
+        "predict emotions on conversations and write predictions, reports and "
+        "predictions.csv", (
+            "hotspot-erc predict --model meld-text --transcript call.srt --out call_prediction",
+            "hotspot-erc predict --checkpoint runs/my_model --transcript call.srt --media "
+            "call.mp4 --out call_prediction",
+            "hotspot-erc predict --checkpoint runs/my_model --transcript calls/ --media-folder "
+            "recordings/ --threads 2 --out calls_prediction"),
+        parents=(workers, threads, quiet))
+    _model_source(predict)
+    predict.add_argument("--transcript", required=True, action="append",
+                         metavar="FILE_OR_FOLDER",
+                         help="JSON (manifest schema), SRT/WebVTT cues ('Speaker: text', or no "
+                              "speakers at all), or MELD-like CSV; repeatable, and a folder "
+                              "stands for its transcript files")
     predict.add_argument("--transcript-format", default=None,
                          choices=("json", "srt", "vtt", "csv"),
                          help="default: from the file extension")
     predict.add_argument("--media", default=None,
-                         help="one recording of the conversation (video with sound, or audio)")
+                         help="one recording of the conversation (video with sound, or audio); "
+                              "one transcript file only")
     predict.add_argument("--audio", default=None, help="a separate audio recording")
     predict.add_argument("--video", default=None, help="a separate video recording")
+    predict.add_argument("--media-folder", default=None,
+                         help="recordings named like the transcripts (call1.srt -> call1.mp4); "
+                              "a transcript without one is predicted on its text")
     predict.add_argument("--out", required=True,
-                         help="output folder: predictions.jsonl, report.html, figures/")
+                         help="output folder: predictions.csv for all conversations, and "
+                              "predictions.jsonl, report.html, figures/ per conversation (in "
+                              "OUT/<transcript name>/, or OUT itself for one transcript file)")
     predict.add_argument("--no-report", action="store_true", help="predictions.jsonl only")
+    _engine_options(predict)
     predict.set_defaults(func=_cmd_predict, out_kind="folder")
 
-    service = commands.add_parser(
-        "serve", help="serve predictions over HTTP (FastAPI + uvicorn), the model loaded once")
-    service.add_argument("--checkpoint", default=None, help="run or checkpoint folder")
-    service.add_argument("--model", default=None, help="a shipped model by name (none yet)")
+    service = _command(
+        commands, "serve",
+        "serve predictions over HTTP (FastAPI + uvicorn), the model loaded once", (
+            "hotspot-erc serve --model meld-text",
+            "hotspot-erc serve --checkpoint runs/my_model",
+            "hotspot-erc serve --checkpoint runs/my_model --host 0.0.0.0 --api-key-file "
+            "key.txt"))
+    _model_source(service)
     service.add_argument("--host", default="127.0.0.1",
-                         help="address to listen on (default 127.0.0.1: this machine only)")
-    service.add_argument("--port", type=int, default=8000, help="default 8000")
+                         help="address to listen on; 127.0.0.1 serves this machine only")
+    service.add_argument("--port", type=int, default=8000, help="port to listen on")
     service.add_argument("--api-key-file", default=None,
                          help="file holding the key clients must send (Authorization: Bearer "
                               "KEY, or X-API-Key: KEY); default: no key")
     service.add_argument("--max-request-mb", type=float, default=64.0,
-                         help="largest request body, MiB (default 64)")
+                         help="largest request body, MiB")
     service.add_argument("--max-media-seconds", type=float, default=600.0,
-                         help="longest recording, seconds (default 600)")
+                         help="longest recording, seconds")
     service.add_argument("--max-utterances", type=int, default=1000,
-                         help="most turns in a transcript (default 1000)")
+                         help="most turns in a transcript")
     service.add_argument("--concurrency", type=int, default=1,
-                         help="predictions running at once (default 1)")
+                         help="predictions running at once")
     service.add_argument("--queue", type=int, default=8,
                          help="requests admitted beyond those running; more get 503 with "
-                              "Retry-After (default 8)")
+                              "Retry-After")
     service.add_argument("--cors-origin", action="append", default=None, metavar="ORIGIN",
                          help="let browser pages from ORIGIN call the service (repeatable; "
                               "default: no CORS)")
     service.add_argument("--max-reports", type=int, default=100,
-                         help="reports kept for their links, oldest dropped (default 100)")
+                         help="reports kept for their links, oldest dropped")
     service.add_argument("--workers", type=int, default=1,
-                         help="processes extracting audio and video per request (default 1: "
-                              "the media models stay loaded between requests)")
+                         help="processes extracting audio and video per request (1 keeps the "
+                              "media models loaded between requests)")
     service.add_argument("--upload-timeout", type=float, default=120.0,
-                         help="seconds a client may take to send its body (default 120)")
+                         help="seconds a client may take to send its body")
     service.add_argument("--shutdown-timeout", type=float, default=60.0,
-                         help="seconds running requests get to finish on SIGTERM (default 60)")
+                         help="seconds running requests get to finish on SIGTERM")
+    service.add_argument("--max-streams", type=int, default=8,
+                         help="/v1/stream connections (live conversations) open at once")
     service.set_defaults(func=_cmd_serve)
 
-    robust = commands.add_parser(
-        "robustness", parents=[dataset, seed, quiet],
-        help="evaluate a checkpoint with each modality dropped, noised, shifted")
-    robust.add_argument("--checkpoint", required=True, help="run or checkpoint folder")
-    robust.add_argument("--split", default="test")
+    robust = _command(
+        commands, "robustness",
+        "evaluate a checkpoint with each modality dropped, noised, shifted", (
+            "hotspot-erc robustness --checkpoint runs/full --dataset synthetic --out "
+            "robustness/full",),
+        parents=(dataset, seed, threads, quiet))
+    _model_source(robust)
+    robust.add_argument("--split", default="test", help="the split to evaluate on")
     robust.add_argument("--out", required=True, help="folder for robustness.json/.md/.png")
     robust.set_defaults(func=_cmd_robustness, out_kind="folder")
 
-    demo = commands.add_parser(
-        "demo", parents=[epochs, seed, workers, quiet],
-        help="build a demonstration checkpoint from generated conversations (no data needed) "
-             "and a new conversation to predict on")
-    demo.add_argument("--out", default="demo")
+    demo = _command(
+        commands, "demo",
+        "build a demonstration checkpoint from generated conversations (no data needed) "
+        "and a new conversation to predict on", (
+            "hotspot-erc demo", "hotspot-erc demo --epochs 10 --out demo10"),
+        parents=(epochs, seed, workers, threads, quiet))
+    demo.add_argument("--out", default="demo",
+                      help="folder of the corpus, features, run and unseen conversation")
     demo.set_defaults(func=_cmd_demo, out_kind="folder")
 
-    probe = commands.add_parser(
-        "probe", parents=[dataset, quiet],
-        help="context-free baseline: logistic regression on global vectors")
+    probe = _command(
+        commands, "probe", "context-free baseline: logistic regression on global vectors", (
+            "hotspot-erc probe --dataset synthetic",
+            "hotspot-erc probe --dataset ravdess --modalities audio --out probe.json"),
+        parents=(dataset, threads, quiet))
     probe.add_argument("--modalities", default=None,
                        help="comma-separated (default: every modality with features)")
     probe.add_argument("--out", default=None, help="write the result as JSON here")
     probe.set_defaults(func=_cmd_probe, out_kind="file")
 
-    tuning = commands.add_parser(
-        "tune", parents=[dataset, training, quiet],
-        help="search hyperparameters (Optuna) on validation only; resumable")
+    tuning = _command(
+        commands, "tune", "search hyperparameters (Optuna) on validation only; resumable", (
+            "hotspot-erc tune --dataset synthetic --trials 20 --out studies/full",
+            "hotspot-erc tune --dataset iemocap6 --variant no_hgf --seeds 3 --out "
+            "studies/no_hgf"),
+        parents=(dataset, training, quiet))
     tuning.add_argument("--variant", default="full", help="see `hotspot-erc models`")
     tuning.add_argument("--trials", type=int, default=20, help="finished trials wanted")
     tuning.add_argument("--seeds", type=int, default=2,
-                        help="seeds per trial; the objective is their mean (default 2)")
-    tuning.add_argument("--first-seed", type=int, default=0)
+                        help="seeds per trial; the objective is their mean")
+    tuning.add_argument("--first-seed", type=int, default=0,
+                        help="the seeds are FIRST_SEED, FIRST_SEED + 1, ...")
     tuning.add_argument("--space", default="common",
                         help="search space (see hotspot_erc.engine.tune.SPACES)")
     tuning.add_argument("--out", required=True, help="study folder (resumes if it exists)")
     tuning.set_defaults(func=_cmd_tune, out_kind="folder")
 
-    ablation = commands.add_parser("ablate", parents=[dataset, training, quiet],
-                                   help="variants x seeds, mean +- std table")
-    ablation.add_argument("--variants", default="full,no_hgf,no_moa,no_graph,fixed_align,corect")
+    ablation = _command(
+        commands, "ablate", "variants x seeds, mean +- std table", (
+            "hotspot-erc ablate --dataset synthetic --out runs/ablation",
+            "hotspot-erc ablate --dataset iemocap6 --variants full,no_hgf --seeds 3 --out "
+            "runs/iemocap_ablation"),
+        parents=(dataset, training, quiet))
+    ablation.add_argument("--variants", default="full,no_hgf,no_moa,no_graph,fixed_align,corect",
+                          help="comma-separated variant names (see `hotspot-erc models`)")
     ablation.add_argument("--seeds", type=int, default=5, help="number of seeds")
-    ablation.add_argument("--first-seed", type=int, default=0)
-    ablation.add_argument("--out", required=True)
+    ablation.add_argument("--first-seed", type=int, default=0,
+                          help="the seeds are FIRST_SEED, FIRST_SEED + 1, ...")
+    ablation.add_argument("--out", required=True,
+                          help="folder of the runs and the summary (resumes if it exists)")
     ablation.set_defaults(func=_cmd_ablate, out_kind="folder")
     return parser
 
@@ -647,6 +832,26 @@ def _check_out(out: str | None, kind: str | None) -> None:
             return
 
 
+@contextlib.contextmanager
+def _thread_limit(threads: int | None):
+    """At most ``threads`` CPU threads in torch and in the BLAS/OpenMP pools of numpy and
+    scikit-learn while a command runs (``--threads`` of the commands that run a trained model;
+    None: as the libraries choose), restored afterwards."""
+    if threads is None:
+        yield
+        return
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _os_error_line(error: OSError) -> str:
     """``path: reason``, with what to do where there is something to do."""
     where = " -> ".join(str(name) for name in (error.filename, error.filename2)
@@ -665,7 +870,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         _check_out(getattr(args, "out", None), getattr(args, "out_kind", None))
-        status = args.func(args)
+        with _thread_limit(getattr(args, "process_threads", None)):
+            status = args.func(args)
         # Flushed here, so a closed pipe is the BrokenPipeError below, not an error at exit.
         sys.stdout.flush()
         return status

@@ -299,8 +299,8 @@ BAD_INPUTS = [
     ("negative.csv", (HEADER + "hi,A,-1,2\n").encode(), r"field 'Start': expected a finite"),
     ("nan.json", b'{"utterances": [{"speaker": "A", "start": NaN, "end": 1}]}',
      r"field utterances\[0\]\.start: expected a finite number"),
-    ("missing.csv", b"Text,Start,End\nhi,0,1\n",
-     r"line 1 \(header\): missing column\(s\) Speaker"),
+    ("missing.csv", b"Speaker,Start,End\nA,0,1\n",
+     r"line 1 \(header\): missing column\(s\) Utterance"),
     ("half_pair.csv", b"Utterance,Speaker,StartTime\nhi,A,\"00:00:01,000\"\n",
      r"missing column\(s\) EndTime"),
     ("cells.csv", (HEADER + "hi, there,A,0,1\n").encode(),
@@ -341,7 +341,7 @@ def test_bad_input_names_the_file_and_the_place(tmp_path, name, content, pattern
     ("long.srt", "A" * 41 + ": too long a name", 7),
     ("tagless.vtt", "no voice here", 7),
 ])
-def test_cue_without_a_speaker_is_an_error(tmp_path, name, text, line):
+def test_a_cue_without_a_speaker_among_named_ones_is_an_error(tmp_path, name, text, line):
     if name.endswith(".vtt"):
         content = ("WEBVTT\n\n00:01.000 --> 00:02.000\n<v A>hi</v>\n\n"
                    f"00:03.000 --> 00:04.000\n{text}\n")
@@ -353,6 +353,74 @@ def test_cue_without_a_speaker_is_an_error(tmp_path, name, text, line):
     message = str(caught.value)
     assert message.startswith(f"{path}: cue 2 (line {line}): unknown speaker format")
     assert "`Speaker: text`" in message and "<v Speaker>" in message
+    assert "as cue 1 (line " in message and "names 'A'" in message
+
+
+def test_a_named_cue_after_unnamed_ones_names_the_first_unnamed_cue(tmp_path):
+    content = ("1\n00:00:01,000 --> 00:00:02,000\nno name here\n\n"
+               "2\n00:00:03,000 --> 00:00:04,000\nNote: this reads as a speaker\n")
+    path = write(tmp_path, "mixed.srt", content)
+    with pytest.raises(DataFormatError) as caught:
+        load_transcript(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: cue 1 (line 3): unknown speaker format in "
+                              "'no name here'")
+    assert "as cue 2 (line 6) names 'Note'" in message
+
+
+UNLABELLED_SRT = """1
+00:00:01,000 --> 00:00:02,000
+Did you get it?
+
+2
+00:00:02,500 --> 00:00:04,000
+<i>Not yet</i>, at 10:30
+maybe.
+
+3
+00:00:04,500 --> 00:00:05,000
+
+"""
+
+
+def test_cues_without_any_speaker_are_one_speaker_with_a_notice(tmp_path):
+    path = write(tmp_path, "plain.srt", UNLABELLED_SRT)
+    dialogue, notices = load_transcript(path)
+    assert table(dialogue) == [
+        ("plain_0", "speaker", "Did you get it?", 1.0, 2.0, None),
+        ("plain_1", "speaker", "Not yet, at 10:30 maybe.", 2.5, 4.0, None)]
+    assert notices[0] == f"{path}: cue 3 (line 11): the cue has no text; skipped"
+    assert notices[1] == (f"{path}: speakers are not labelled: no cue names its speaker "
+                          "(`Speaker: text` or `<v Speaker>`); all 2 utterances are given one "
+                          "speaker, 'speaker', so the model cannot tell the speakers apart")
+    assert len(notices) == 2
+
+
+def test_webvtt_without_voices_or_names_is_one_speaker(tmp_path):
+    content = ("WEBVTT\n\n00:01.000 --> 00:02.000\nhello\n\n"
+               "00:02.500 --> 00:03.000\nWell. Then: go\n")
+    dialogue, notices = load_transcript(write(tmp_path, "captions.vtt", content))
+    assert [(u.speaker, u.text) for u in dialogue.utterances] == [
+        ("speaker", "hello"), ("speaker", "Well. Then: go")]
+    assert len(notices) == 1 and "speakers are not labelled" in notices[0]
+
+
+def test_unlabelled_cues_still_need_valid_times(tmp_path):
+    content = "1\n00:00:02,000 --> 00:00:01,000\nno speaker\n"
+    path = write(tmp_path, "backwards.srt", content)
+    with pytest.raises(DataFormatError, match=r"cue 1 \(line 2\): end 1\.000 s is not after "
+                                              r"start 2\.000 s"):
+        load_transcript(path)
+
+
+def test_csv_without_a_speaker_column_is_one_speaker_with_a_notice(tmp_path):
+    path = write(tmp_path, "lines.csv", "Utterance,Start,End\nhello,0,1\nhi back,1.5,2\n")
+    dialogue, notices = load_transcript(path)
+    assert table(dialogue) == [("lines_0", "speaker", "hello", 0.0, 1.0, None),
+                               ("lines_1", "speaker", "hi back", 1.5, 2.0, None)]
+    assert notices == [f"{path}: speakers are not labelled: the header has no Speaker column; "
+                       "all 2 utterances are given one speaker, 'speaker', so the model cannot "
+                       "tell the speakers apart"]
 
 
 def test_a_name_of_forty_characters_is_a_speaker(tmp_path):

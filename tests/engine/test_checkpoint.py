@@ -10,7 +10,14 @@ import torch
 
 from hotspot_erc.data.batch import collate
 from hotspot_erc.data.dialogue import DataFormatError, FeatureSpec, ModalitySpec
-from hotspot_erc.engine.checkpoint import FeatureSpecMismatch, load_checkpoint, save_checkpoint
+from hotspot_erc.engine.checkpoint import (
+    FeatureSpecMismatch,
+    load_checkpoint,
+    save_checkpoint,
+    save_model_card,
+)
+from hotspot_erc.engine.model_card import ModelCard
+from hotspot_erc.engine.train import train
 from hotspot_erc.model.model import HotspotERC
 
 
@@ -182,3 +189,67 @@ def test_speaker_normalised_checkpoint_says_to_add_the_flag(saved):
     with pytest.raises(FeatureSpecMismatch, match="trained without per-speaker normalisation: "
                                                   "drop --speaker-norm"):
         load_checkpoint(folder).check_features(checkpoint.feature_spec)
+
+
+# -- issue 15: every checkpoint carries a model card ------------------------------------------
+
+def test_a_checkpoint_written_before_cards_loads_with_a_card_of_what_it_holds(saved,
+                                                                             tiny_dataset):
+    _, folder = saved
+    assert not (folder / "model_card.json").exists()
+    card = load_checkpoint(folder).card
+    assert card.dataset == "unknown" and card.domain == "unknown"
+    assert card.label_names == tiny_dataset.label_names
+    assert card.modalities == list(tiny_dataset.feature_spec.modalities)
+    assert card.scores == {} and card.demonstration is False
+
+
+def test_the_card_is_written_beside_checkpoint_json_and_read_back(saved, tiny_dataset):
+    model, folder = saved
+    card = ModelCard.trained_on("meld", tiny_dataset.label_names, ["text"],
+                                {"test": {"weighted_f1": 0.5}})
+    save_checkpoint(folder, model, tiny_dataset.label_names, tiny_dataset.feature_spec,
+                    card=card)
+    assert json.loads((folder / "model_card.json").read_text()) == card.to_json()
+    assert load_checkpoint(folder).card == card
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", r"model_card\.json: not valid JSON"),
+    ('{"dataset": "x", "label_names": ["a"], "modalities": [], "demonstration": "no"}',
+     r"model_card\.json: field demonstration: expected true or false, got 'no'"),
+    ("[]", r"model_card\.json: model card: expected an object, got \[\]"),
+])
+def test_a_malformed_card_names_the_file_and_the_field(saved, content, message):
+    _, folder = saved
+    (folder / "model_card.json").write_text(content)
+    with pytest.raises(DataFormatError, match=message):
+        load_checkpoint(folder)
+
+
+def test_a_card_of_other_labels_is_refused(saved, tiny_dataset):
+    _, folder = saved
+    save_model_card(folder, ModelCard.trained_on("meld", ["joy", "anger"], ["text"]))
+    with pytest.raises(DataFormatError, match=r"model_card\.json: field label_names: expected "
+                                              r"the label names of checkpoint\.json"):
+        load_checkpoint(folder)
+
+
+def test_training_writes_the_card_with_corpus_and_selected_scores(
+        tiny_dataset, tiny_model_config, tiny_train_config, tmp_path):
+    run = tmp_path / "run"
+    first = train(tiny_dataset, tiny_model_config, tiny_train_config, run, progress=False,
+                  stop_after_epoch=0)
+    assert first.metrics == {}
+    # Written with the checkpoint: the validation score of the epoch it was selected at.
+    interrupted = load_checkpoint(run).card
+    assert interrupted.dataset == "synthetic" and interrupted.domain.startswith("synthetic")
+    assert list(interrupted.scores) == ["valid"]
+    result = train(tiny_dataset, tiny_model_config, tiny_train_config, run, progress=False)
+    card = load_checkpoint(run).card
+    for split in ("valid", "test"):
+        assert card.scores[split] == {name: result.metrics[split][name]
+                                      for name in ("weighted_f1", "accuracy", "macro_f1")}
+    assert card.label_names == tiny_dataset.label_names
+    assert card.modalities == ["text", "audio", "video"] and not card.demonstration

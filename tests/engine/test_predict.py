@@ -71,12 +71,35 @@ def test_cli_predict_writes_predictions_and_report(demo, tmp_path, capsys):
     assert all(row["id"] in report for row in rows)
     printed = capsys.readouterr().out
     assert "predictions.jsonl" in printed and "report.html" in printed
+    # The model card, summarised before the predictions: a demonstration says so.
+    card = printed.splitlines()[:4]
+    assert card[0].startswith("model: trained on demo (synthetic generated voices")
+    assert card[1] == "labels: neutral, happy, sad, angry"
+    assert card[2].startswith("test score: weighted F1 ")
+    assert card[3].startswith("WARNING: DEMONSTRATION checkpoint. Demonstration only:")
+    assert "Do not use it on real recordings" in card[3]
+    assert "DEMONSTRATION model. Demonstration only" in report
+    assert not any("model_card" in row for row in rows)
+
+
+def test_the_demo_checkpoint_carries_a_demonstration_card(demo):
+    folder = Path(demo["checkpoint"]) / "checkpoint"
+    data = json.loads((folder / "model_card.json").read_text())
+    assert data["demonstration"] is True and data["dataset"] == "demo"
+    assert "synthetic generated voices" in data["domain"]
+    assert "Do not use it on real recordings" in data["intended_use"]
+    assert data["scores"]["test"]["weighted_f1"] == pytest.approx(demo["test"]["weighted_f1"])
+    assert set(data["scores"]) == {"valid", "test"}
+    predictor = Predictor.load(demo["checkpoint"], workers=1)
+    assert predictor.card == predictor.checkpoint.card and predictor.card.demonstration
+    assert predictor.card.label_names == predictor.checkpoint.label_names
 
 
 def test_api_in_two_calls_and_text_only_conversation(demo, tmp_path):
     predictor = Predictor.load(demo["checkpoint"], workers=1)
     dialogue, notices = load_transcript(demo["transcript"])  # no media: text only
     conversation = predictor.predict(dialogue, notices=notices)
+    assert conversation.model_card == predictor.card
     assert any("no audio" in n for n in conversation.notices)
     assert any("no video" in n for n in conversation.notices)
     for row in conversation.utterances:
@@ -90,9 +113,9 @@ def test_api_in_two_calls_and_text_only_conversation(demo, tmp_path):
 
 
 # The JSON form predictions.jsonl has held since it was introduced (docs/formats.md 4.6), in
-# this key order.
+# this key order; the conversation's header has since gained the model card, at the end.
 CONVERSATION_KEYS = ["name", "label_names", "checkpoint", "media", "notices", "utterances",
-                     "timings"]
+                     "timings", "model_card"]
 UTTERANCE_KEYS = ["id", "speaker", "start", "end", "text", "label", "probabilities",
                   "modalities", "routing"]
 EVIDENCE_KEYS = ["present", "gate_mean", "weights", "prior", "valid"]
@@ -136,6 +159,7 @@ def test_typed_result_writes_the_json_predictions_jsonl_always_held(demo, tmp_pa
     assert isinstance(conversation, ConversationPrediction)
     data = conversation.to_json()
     _check_old_shape(data, predictor.checkpoint.label_names)
+    assert data["model_card"] == predictor.card.to_json()
     assert data["name"] == dialogue.did and data["checkpoint"] == str(predictor.checkpoint.path)
     assert set(data["utterances"][0]["modalities"]) == {"text", "audio", "video"}
     assert data["utterances"][0]["routing"]
@@ -276,6 +300,9 @@ def test_a_checkpoint_written_before_recipes_still_predicts(demo, tmp_path):
 
     folder = _copy_checkpoint(demo, tmp_path / "legacy" / "checkpoint", legacy)
     predictor = Predictor.load(folder, workers=1)
+    # Older than model cards too: a card of what checkpoint.json holds.
+    assert predictor.card.dataset == "unknown" and not predictor.card.demonstration
+    assert predictor.card.modalities == ["text", "audio", "video"]
     current = Predictor.load(demo["checkpoint"]).checkpoint.feature_spec
     assert predictor.checkpoint.feature_spec == current
     dialogue, _ = load_transcript(demo["transcript"])

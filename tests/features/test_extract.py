@@ -217,6 +217,25 @@ def test_two_workers_equal_one(media, tmp_path):
             np.testing.assert_array_equal(one[name][key], two[name][key])
 
 
+def test_a_script_without_a_main_guard_gets_a_clear_error(media, tmp_path):
+    """Workers start by importing the calling script again (spawn); without the guard each one
+    reruns the extraction and dies, which the pool reports only as BrokenProcessPool."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from hotspot_erc.data.manifest import load_manifest\n"
+        "from hotspot_erc.features.extract import ExtractConfig, extract_features\n"
+        f"dataset = load_manifest({str(_many_dialogues(media, 2))!r})\n"
+        f"extract_features(dataset, {str(tmp_path / 'store')!r}, "
+        "ExtractConfig(modalities=('audio',), workers=2), progress=False)\n")
+    finished = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                              timeout=300)
+    assert finished.returncode != 0
+    last_line = finished.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("RuntimeError: a worker process of the audio/video extraction "
+                                "ended abruptly")
+    assert 'if __name__ == "__main__":' in last_line and "workers=1" in last_line
+
+
 @pytest.mark.slow
 def test_killed_extraction_resumes_to_the_same_store(media, tmp_path):
     manifest = _many_dialogues(media, 40)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import pickle
 
 import numpy as np
@@ -302,3 +303,54 @@ def test_crema_d_clips_have_a_face_in_nearly_every_frame(shared_data, extractor)
         record = extractor.extract_one(read_frames(clip, fps=FPS))
         assert record.present, clip.name
         assert record.local_mask.mean() > 0.9, clip.name
+
+
+def test_starting_and_restarting_the_face_tracker_prints_nothing(capfd):
+    """MediaPipe's graph logs TFLite warnings from C++ each time it starts, which it does again
+    at every utterance that does not continue the previous one: none may reach the terminal."""
+    extractor = VideoExtractor()  # fresh: its models start here
+    video = face_video(count=6, burst=None)
+    capfd.readouterr()
+    for gap in (0.0, 5.0, 10.0):  # a gap in time restarts the tracker
+        extractor.extract_dialogue([VideoSegment(
+            dataclasses.replace(video, times=video.times + gap), "A", start=gap)])
+    extractor.extract_one(video)
+    assert capfd.readouterr().err == ""
+    os.write(2, b"the terminal is back\n")
+    assert capfd.readouterr().err == "the terminal is back\n"
+
+
+def test_an_error_while_the_tracker_starts_still_surfaces(capfd, monkeypatch):
+    extractor = VideoExtractor()
+    extractor.extract_one(face_video(count=6, burst=None))
+
+    class Broken:
+        def reset(self):
+            raise RuntimeError("graph failed to restart")
+
+    monkeypatch.setattr(extractor, "_face_mesh", Broken())
+    with pytest.raises(RuntimeError, match="graph failed to restart"):
+        extractor.extract_one(face_video(count=6, burst=None))
+    os.write(2, b"after the error\n")
+    assert capfd.readouterr().err.endswith("after the error\n")
+
+
+@pytest.mark.parametrize("frames", [1, 2, 4, 5, 12])
+def test_prior_smoothing_keeps_the_length_of_short_utterances(frames):
+    """Fewer frames than the smoothing window (a 0.3 s turn at 15 fps) once raised ValueError."""
+    from hotspot_erc.features.video import _triangular_smooth
+
+    rng = np.random.default_rng(0)
+    values, mask = rng.random(frames), rng.random(frames) < 0.8
+    smoothed = _triangular_smooth(values, mask, 9)
+    assert smoothed.shape == (frames,)
+    assert np.all(smoothed[~mask] == 0)
+    if mask.any():
+        assert values[mask].min() - 1e-9 <= smoothed[mask].min()
+        assert smoothed[mask].max() <= values[mask].max() + 1e-9
+    # Where the window fits, it is numpy's centred ("same") convolution, as before.
+    long_values, long_mask = rng.random(30), np.ones(30, dtype=bool)
+    kernel = 1.0 - np.abs(np.arange(-4, 5)) / 5
+    expected = (np.convolve(long_values, kernel, mode="same")
+                / np.convolve(np.ones(30), kernel, mode="same"))
+    np.testing.assert_allclose(_triangular_smooth(long_values, long_mask, 9), expected)

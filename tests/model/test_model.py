@@ -284,3 +284,38 @@ def test_without_the_neutral_start_the_model_is_the_plain_hgf_one():
     assert all(aligner.edges == "zero" for aligner in model.moa.aligners.values())
     neutral = HotspotERC(config.replace(neutral_start=True))
     assert all(aligner.edges == "replicate" for aligner in neutral.moa.aligners.values())
+
+
+# -- the causal variant (issue 16): an utterance's output never depends on later ones ----------
+
+@pytest.mark.parametrize("modalities", [("text",), ("text", "audio", "video")])
+def test_causal_outputs_of_a_prefix_do_not_change_as_the_dialogue_grows(modalities):
+    """What streaming relies on: the logits of utterances 0..k are the same whether the dialogue
+    ends at k or goes on; with future edges (full) they are not."""
+    from hotspot_erc.model.variants import variant_config
+
+    rng = np.random.default_rng(1)
+    dialogue = make_dialogue("d", 7, rng, modalities, missing_rate=0.2)
+    base = config_for(modalities)
+    for variant, unchanged in (("causal", True), ("full", False)):
+        torch.manual_seed(0)
+        model = with_hotspots(HotspotERC(variant_config(variant, base))).eval()
+        same = []
+        with torch.no_grad():
+            whole = model(batch_of([dialogue], modalities)).logits[0]
+            for k in range(1, 7):
+                prefix = Dialogue("d", dialogue.utterances[:k])
+                alone = model(batch_of([prefix], modalities)).logits[0, :k]
+                same.append(torch.allclose(whole[:k], alone, atol=1e-5))
+        assert all(same) if unchanged else not all(same), (variant, same)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"graph.future": 2}, "graph edges may not reach future utterances"),
+    ({"graph.dialogue_context": True}, "the dialogue context reads the dialogue in both"),
+])
+def test_the_causal_variant_refuses_what_would_read_the_future(changes, message):
+    from hotspot_erc.model.variants import variant_config
+
+    with pytest.raises(ValueError, match=f"causal: {message}"):
+        variant_config("causal", config_for(("text",)), changes)

@@ -1,5 +1,5 @@
-"""Shared by the report tests: a made-up but realistic conversation prediction, and a small DOM
-built with the standard library's html.parser."""
+"""Shared by the report tests: a made-up but realistic conversation prediction (with the model
+card of its checkpoint), and a small DOM built with the standard library's html.parser."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
+from hotspot_erc.engine.model_card import ModelCard
 from hotspot_erc.engine.prediction import (
     ConversationPrediction,
     ModalityEvidence,
@@ -25,8 +26,10 @@ from hotspot_erc.spans import hotspot_spans, join_pieces
 #
 # Two speakers, word-piece tokens, audio positions at 25 Hz with silent edges masked, video frames
 # at 15 fps with a run of frames where the face was lost, one utterance without video, hotspot
-# spans found the way the predictor finds them (hotspot_spans), aligner routing per modality pair
-# with the real expert names. Deterministic for a given seed.
+# weights in [0, 1] as the model's default sigmoid weighting gives them (high on the emotive
+# words and around a burst, low elsewhere), hotspot spans found the way the predictor finds them
+# (hotspot_spans), aligner routing per modality pair with the real expert names, and the model
+# card of a checkpoint trained on IEMOCAP. Deterministic for a given seed.
 
 LABEL_NAMES = ["neutral", "happy", "sad", "angry", "excited", "frustrated"]
 AUDIO_STEP = 0.04
@@ -58,9 +61,9 @@ def _word_pieces(text: str) -> list[str]:
     return pieces
 
 
-def _normalised(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    weights = np.where(valid, np.exp(scores - scores[valid].max()), 0.0)
-    return weights / weights.sum()
+def _sigmoid(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Per-position weights in [0, 1], zero where invalid (the model's sigmoid weighting)."""
+    return np.where(valid, 1 / (1 + np.exp(-scores)), 0.0)
 
 
 def _text_evidence(text: str, emotive: set[str], rng: np.random.Generator) -> ModalityEvidence:
@@ -78,7 +81,7 @@ def _text_evidence(text: str, emotive: set[str], rng: np.random.Generator) -> Mo
         owners.append(words[end])
     prior = np.array([1.0 if owner in emotive else 0.1 for owner in owners])
     valid = np.ones(len(pieces), dtype=bool)
-    weights = _normalised(2.5 * prior + rng.normal(0, 0.4, len(pieces)), valid)
+    weights = _sigmoid(4.0 * prior - 2.6 + rng.normal(0, 0.4, len(pieces)), valid)
     return ModalityEvidence(
         present=True, gate_mean=round(float(rng.uniform(0.35, 0.8)), 4),
         weights=[round(float(w), 4) for w in weights],
@@ -94,7 +97,7 @@ def _signal_evidence(start: float, duration: float, step: float, valid: np.ndarr
     centre = rng.uniform(0.3, 0.8) * duration
     bump = np.exp(-0.5 * ((times - centre) / (0.15 * duration)) ** 2)
     prior = np.clip(bump + rng.normal(0, 0.05, len(times)), 0, 1)
-    weights = _normalised(3.0 * bump + rng.normal(0, 0.15, len(times)), valid)
+    weights = _sigmoid(5.0 * bump - 3.0 + rng.normal(0, 0.15, len(times)), valid)
     return ModalityEvidence(
         present=True, gate_mean=round(float(rng.uniform(0.2, 0.7)), 4),
         weights=[round(float(w), 5) for w in weights],
@@ -159,7 +162,15 @@ def build_example(num_utterances: int = 6, seed: int = 0) -> ConversationPredict
         name="session1", label_names=list(LABEL_NAMES), checkpoint="runs/full-iemocap/checkpoint",
         media={"audio": "media/session1.wav", "video": "media/session1.mp4"},
         notices=["utterance session1_002: no face video (camera off): video masked"],
-        utterances=utterances)
+        utterances=utterances, model_card=example_card())
+
+
+def example_card() -> ModelCard:
+    """The card of the example's checkpoint: IEMOCAP, three modalities, both scores."""
+    return ModelCard.trained_on(
+        "iemocap6", LABEL_NAMES, ["text", "audio", "video"],
+        {"valid": {"weighted_f1": 0.652, "accuracy": 0.661},
+         "test": {"weighted_f1": 0.631, "accuracy": 0.64, "macro_f1": 0.602}})
 
 
 @pytest.fixture(scope="session")

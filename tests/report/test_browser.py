@@ -112,6 +112,11 @@ def test_dom_has_the_timeline_and_the_payloads_as_text(example_conversation, dum
     assert f"I said {SCRIPT_PAYLOAD} twice" in text
     assert [e.content() for e in dom.find(cls="who")] == ["Ana", ONERROR_PAYLOAD]
     assert [e.content() for e in dom.find(cls="speaker")].count(ONERROR_PAYLOAD) == 3
+    # The model card, summary and glossary come before the cards; ticks sit in the timeline.
+    sections = [e.attrs.get("id") for e in dom.find("section") if e.attrs.get("id")]
+    assert sections[:3] == ["model-card", "summary", "how-to-read"]
+    assert sections[3:] == [f"utt-{index}" for index in range(6)]
+    assert dom.find(cls="tick") and all(t.inside("timeline") for t in dom.find(cls="tick"))
 
 
 def test_a_payload_that_slipped_through_would_be_blocked_and_reported(example_conversation,
@@ -149,4 +154,4 @@ def test_embedded_figures_decode(report, dumped, parse_page):
     embedded = sorted(base64.b64decode(e.attrs["src"].split(",", 1)[1])
                       for e in parse_page(dumped.stdout).find("img"))
     saved = sorted(p.read_bytes() for p in (report.parent / "figures").iterdir())
-    assert embedded == saved and len(saved) == 12
+    assert embedded == saved and len(saved) == 11  # curves only: the timeline is HTML

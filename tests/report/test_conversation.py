@@ -10,13 +10,19 @@ from hotspot_erc.engine.prediction import (
 )
 from hotspot_erc.model.aligners import EXPERT_KINDS
 from hotspot_erc.report.conversation import (
+    HOTSPOT_MIN_WEIGHT,
     UNKNOWN_LABEL_COLOUR,
     ReportInputError,
     check_conversation,
+    highlight_opacity,
     ink_on,
+    is_neutral,
     label_colours,
     masked_weights,
     modality_evidence,
+    read_modalities,
+    shown_hotspots,
+    time_ticks,
     timeline,
 )
 
@@ -101,3 +107,54 @@ def test_check_accepts_the_minimal_record_and_rejects_what_is_not_a_prediction(
     with pytest.raises(ReportInputError,
                        match=r"modalities\.text\.tokens: expected a list of strings, got None"):
         check_conversation(broken)
+
+
+@pytest.mark.parametrize("low, high, expected", [
+    (0.0, 14.53, [0, 2, 4, 6, 8, 10, 12, 14]),
+    (3.2, 3.9, [3.2, 3.3, 3.4, 3.5, 3.6, 3.7, 3.8, 3.9]),
+    (0.0, 95.0, [0, 10, 20, 30, 40, 50, 60, 70, 80, 90]),
+    (12.3, 17.0, [12.5, 13, 13.5, 14, 14.5, 15, 15.5, 16, 16.5, 17]),
+    (0.0, 600.0, [0, 100, 200, 300, 400, 500, 600]),
+    (5.0, 5.0, []),
+])
+def test_time_ticks_fall_on_round_seconds(low, high, expected):
+    ticks = time_ticks(low, high)
+    assert ticks == pytest.approx(expected)
+    assert len(ticks) <= 10 and all(low - 1e-9 <= t <= high + 1e-9 for t in ticks)
+
+
+def test_highlight_is_the_weight_on_a_fixed_scale():
+    assert highlight_opacity(0.02) == 0.02 and highlight_opacity(0.9) == 0.9
+    assert highlight_opacity(1.7) == 1.0 and highlight_opacity(-0.1) == 0.0
+    assert highlight_opacity(math.nan) == 0.0
+
+
+def test_only_hotspots_reaching_the_threshold_are_shown():
+    evidence = ModalityEvidence(present=True, weights=[0.5, 0.0, 0.3], times=[0.1, 0.2, 0.3],
+                                hotspots=[TimeSpan(start=0, end=1, weight=0.5),
+                                          TimeSpan(start=1, end=2, weight=0.0),
+                                          TimeSpan(start=2, end=3, weight=HOTSPOT_MIN_WEIGHT)])
+    assert [span.weight for span in shown_hotspots(evidence)] == [0.5, HOTSPOT_MIN_WEIGHT]
+
+
+def test_read_modalities_come_from_the_card_and_the_utterances(example_conversation):
+    conversation = example_conversation(2)
+    assert read_modalities(conversation) == ["text", "audio", "video"]
+    for utterance in conversation.utterances:
+        del utterance.modalities["video"]
+    assert read_modalities(conversation) == ["text", "audio", "video"]  # the card says so
+    conversation.model_card = None
+    assert read_modalities(conversation) == ["text", "audio"]
+
+
+def test_neutral_is_recognised_by_its_family():
+    assert is_neutral("neutral") and is_neutral("NEU") and is_neutral(" Neutral ")
+    assert not is_neutral("calm") and not is_neutral("sad")
+
+
+def test_check_rejects_a_model_card_that_is_not_one(example_conversation):
+    conversation = example_conversation(1)
+    conversation.model_card = {"dataset": "meld"}
+    with pytest.raises(ReportInputError, match=r"^conversation\.model_card: expected a "
+                                               r"ModelCard or None, got dict"):
+        check_conversation(conversation)

@@ -10,8 +10,14 @@ from hotspot_erc.report.conversation import ReportInputError, label_colours
 from hotspot_erc.report.html import render_report, write_report
 
 SCRIPT_PAYLOAD = "<script>alert(1)</script>"
+ALPHA = re.compile(r"rgba\([\d, ]+,([\d.]+)\)")
 ONERROR_PAYLOAD = "<img src=x onerror=alert(1)>"
 ATTRIBUTE_PAYLOAD = '" onmouseover="alert(1)" x="'
+
+
+def _alpha(piece) -> float:
+    """The opacity of a word piece's highlight."""
+    return float(ALPHA.search(piece.attrs["style"]).group(1))
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +46,10 @@ def hostile(conversation):
     hostile.checkpoint = ONERROR_PAYLOAD
     hostile.media = {"audio": f"/data/{SCRIPT_PAYLOAD}.wav"}
     hostile.notices = [ONERROR_PAYLOAD]
+    hostile.model_card.dataset = SCRIPT_PAYLOAD
+    hostile.model_card.domain = ONERROR_PAYLOAD
+    hostile.model_card.intended_use = ATTRIBUTE_PAYLOAD
+    hostile.model_card.demonstration = True
     # A label name is shown too: rename "angry" everywhere.
     renamed = "<i onclick=alert(1)>angry</i>"
     hostile.label_names = [renamed if n == "angry" else n for n in hostile.label_names]
@@ -145,10 +155,8 @@ def test_word_pieces_are_joined_and_shaded_by_weight(conversation, page, parse_p
     evidence = conversation.utterances[1].modalities["text"]
     pieces = [e for e in dom.find(cls="tok") if e.parent is tokens]
     assert [p.content() for p in pieces] == [t.removeprefix("##") for t in evidence.tokens]
-    peak = max(evidence.weights)
     for piece, weight in zip(pieces, evidence.weights, strict=True):
-        alpha = float(re.search(r"rgba\([\d, ]+,([\d.]+)\)", piece.attrs["style"]).group(1))
-        assert alpha == pytest.approx(weight / peak, abs=0.006)
+        assert _alpha(piece) == pytest.approx(weight, abs=0.006)
     hot = {p for span in evidence.hotspots for p in range(span.first, span.last + 1)}
     assert {i for i, p in enumerate(pieces) if "hot" in p.classes} == hot
 
@@ -165,24 +173,12 @@ def test_apostrophes_and_masked_pieces(conversation, parse_page):
     assert "rgba(230, 159, 0,0.00)" in masked[0].attrs["style"]
 
 
-def test_missing_modalities_are_named(conversation, parse_page):
-    changed = copy.deepcopy(conversation)
-    del changed.utterances[4].modalities["audio"]
-    changed.utterances[4].routing = {}
-    dom = parse_page(render_report(changed, figures=False))
-    camera_off = dom.by_id("utt-2").content()
-    assert "no video: missing for this utterance (masked)" in camera_off
-    unread = dom.by_id("utt-4").content()
-    assert "no audio: not read by the model" in unread
-    assert "no aligner routing for this utterance" in unread
-
-
 def test_figures_are_embedded_as_data_uris(conversation, page, parse_page):
     dom = parse_page(page)
     images = dom.find("img")
     present = sum(u.modalities[m].present for u in conversation.utterances
                   for m in ("audio", "video"))
-    assert len(images) == 1 + present == 12
+    assert len(images) == present == 11  # the curves only: the timeline is HTML
     for image in images:
         assert image.attrs["src"].startswith("data:image/png;base64,")
         assert base64.b64decode(image.attrs["src"].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
@@ -204,7 +200,10 @@ def test_hostile_strings_stay_text(hostile, parse_page):
     # The payloads are shown as what they are: text.
     text = dom.visible_text()
     assert f"I said {SCRIPT_PAYLOAD} twice" in text
-    assert text.count(ONERROR_PAYLOAD) >= 5  # speaker (timeline + card), notice, path, expert
+    # speaker (timeline + card), notice, path, expert, card domain
+    assert text.count(ONERROR_PAYLOAD) >= 6
+    assert f"{SCRIPT_PAYLOAD}: {ONERROR_PAYLOAD}" in dom.by_id("model-card").content()
+    assert ATTRIBUTE_PAYLOAD in [e.content() for e in dom.find(cls="warning")][0]
     assert SCRIPT_PAYLOAD in dom.find("title")[0].content()
     assert [e for e in dom.find(cls="utt") if e.attrs["data-id"] == ATTRIBUTE_PAYLOAD]
     assert dom.by_id("utt-1").attrs["data-id"] == ATTRIBUTE_PAYLOAD
@@ -229,8 +228,8 @@ def test_write_report_writes_page_and_its_figures(conversation, tmp_path, parse_
                 for i in parse_page(page).find("img")]
     files = sorted((tmp_path / "figures").iterdir())
     assert [f.name for f in files] == sorted(
-        ["timeline.png"] + [f"u{i:03d}-{m}.png" for i in range(6) for m in ("audio", "video")
-                            if not (i == 2 and m == "video")])
+        [f"u{i:03d}-{m}.png" for i in range(6) for m in ("audio", "video")
+         if not (i == 2 and m == "video")])
     assert sorted(f.read_bytes() for f in files) == sorted(embedded)
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
 
@@ -238,10 +237,11 @@ def test_write_report_writes_page_and_its_figures(conversation, tmp_path, parse_
 def test_rewrite_removes_own_stale_figures_only(example_conversation, tmp_path):
     write_report(example_conversation(6), tmp_path)
     (tmp_path / "figures" / "my-notes.png").write_bytes(b"mine")
+    (tmp_path / "figures" / "timeline.png").write_bytes(b"an older report's timeline")
     write_report(example_conversation(2), tmp_path)
     names = sorted(p.name for p in (tmp_path / "figures").iterdir())
-    assert names == ["my-notes.png", "timeline.png", "u000-audio.png", "u000-video.png",
-                     "u001-audio.png", "u001-video.png"]
+    assert names == ["my-notes.png", "u000-audio.png", "u000-video.png", "u001-audio.png",
+                     "u001-video.png"]
 
 
 def test_without_matplotlib_the_page_says_figures_are_left_out(conversation, monkeypatch,
@@ -284,3 +284,198 @@ def test_malformed_input_names_the_field(conversation, change, field):
     with pytest.raises(ReportInputError) as error:
         render_report(broken, figures=False)
     assert str(error.value).startswith(field + ":")
+
+
+# -- issue 15: a report a non-expert reads correctly ------------------------------------------
+
+def _pieces(dom, index: int) -> list:
+    tokens = [e for e in dom.find(cls="tokens") if e.inside(f"utt-{index}")][0]
+    return [e for e in dom.find(cls="tok") if e.parent is tokens]
+
+
+def test_highlight_is_on_one_scale_for_every_card(conversation, parse_page):
+    """A neutral line of near-equal small weights was shaded like a real peak, because each
+    line was scaled to its own maximum."""
+    changed = copy.deepcopy(conversation)
+    flat = changed.utterances[4].modalities["text"]
+    flat.weights = [0.017 + 0.016 * (i % 2) for i in range(len(flat.weights))]
+    flat.hotspots = []
+    peaked = changed.utterances[5].modalities["text"]
+    peaked.weights = [0.9 if i == 3 else 0.017 for i in range(len(peaked.weights))]
+    dom = parse_page(render_report(changed, figures=False))
+    assert max(_alpha(p) for p in _pieces(dom, 4)) <= 0.04
+    alphas = [_alpha(p) for p in _pieces(dom, 5)]
+    assert alphas[3] == pytest.approx(0.9) and min(alphas) == pytest.approx(0.02)
+    # The same weight gives the same highlight on any card.
+    assert _alpha(_pieces(dom, 4)[0]) == pytest.approx(alphas[0])
+
+
+def test_hotspots_below_the_threshold_are_neither_listed_nor_underlined(conversation,
+                                                                         parse_page):
+    """A span of weight 0.000 was shaded and listed as a hotspot."""
+    changed = copy.deepcopy(conversation)
+    utterance = changed.utterances[1]
+    text = utterance.modalities["text"]
+    text.weights = [0.0] * len(text.weights)
+    for span in text.hotspots:
+        span.weight = 0.0
+    utterance.modalities["audio"].hotspots[0].weight = 0.19
+    dom = parse_page(render_report(changed, figures=False))
+    assert not [p for p in _pieces(dom, 1) if "hot" in p.classes]
+    for modality in ("text", "audio"):
+        block = [e for e in dom.find(cls=modality) if e.inside("utt-1")][0].content()
+        assert "hotspots: none with a weight of at least 0.2" in block
+    kept = [e for e in dom.find(cls="video") if e.inside("utt-1")][0].content()
+    span = utterance.modalities["video"].hotspots[0]
+    assert f"{span.start:.2f}\u2013{span.end:.2f} s ({span.weight:.3f})" in kept
+
+
+def test_terms_are_explained_in_a_glossary_and_in_tooltips(conversation, page, parse_page):
+    from hotspot_erc.report.glossary import EXPERTS, TERMS
+
+    dom = parse_page(page)
+    glossary = dom.by_id("how-to-read")
+    assert "How to read this report" in glossary.content()
+    defined = {e.content(): e for e in dom.find("dt") if e.inside("how-to-read")}
+    assert {"gate", "prior", "hotspot", "hotspot weight", "aligner"} <= set(defined)
+    assert set(EXPERTS) <= set(defined)
+    gates = [e for e in dom.find(cls="gate") if e.inside("utt-0")]
+    assert gates and all(g.attrs["title"] == TERMS["gate"] for g in gates)
+    terms = {e.content(): e.attrs["title"] for e in dom.find(cls="term") if e.inside("utt-0")}
+    assert terms["prior"] == TERMS["prior"] and terms["hotspots"] == TERMS["hotspot"]
+    assert terms["aligner experts"] == TERMS["aligner"]
+    for pair, choice in conversation.utterances[0].routing.items():
+        for expert in choice.experts:
+            assert terms[expert] == EXPERTS[expert], (pair, expert)
+
+
+def test_the_timeline_is_drawn_once_with_ticks_in_seconds(conversation, page, parse_page):
+    dom = parse_page(page)
+    assert not [i for i in dom.find("img") if "timeline" in i.attrs.get("alt", "")]
+    ticks = dom.find(cls="tick")
+    assert all(t.inside("timeline") for t in ticks)
+    assert [t.content() for t in ticks] == [f"{s} s" for s in range(0, 16, 2)]
+    span = conversation.utterances[-1].end - conversation.utterances[0].start
+    for tick, second in zip(ticks, range(0, 16, 2), strict=True):
+        left = float(re.search(r"left:([\d.]+)%", tick.attrs["style"]).group(1))
+        assert left == pytest.approx(100 * second / span, abs=1e-3)
+    untimed = copy.deepcopy(conversation)
+    untimed.utterances[0].start = None
+    assert parse_page(render_report(untimed, figures=False)).find(cls="tick") == []
+
+
+def _panels(dom, index: int) -> list[str]:
+    return [sorted(e.classes - {"modality"})[0] for e in dom.find(cls="modality")
+            if e.inside(f"utt-{index}")]
+
+
+def _missing_lines(dom, index: int) -> list[str]:
+    return [e.content() for e in dom.find(cls="missing") if e.inside(f"utt-{index}")]
+
+
+def _text_only(conversation, model_modalities: list[str]):
+    text_only = copy.deepcopy(conversation)
+    text_only.media = {}
+    text_only.model_card.modalities = model_modalities
+    for utterance in text_only.utterances:
+        utterance.routing = {}
+        for modality in ("audio", "video"):
+            if modality in model_modalities:
+                utterance.modalities[modality] = ModalityEvidence.absent()
+            else:
+                del utterance.modalities[modality]
+    return text_only
+
+
+def test_a_text_model_gets_no_audio_or_video_panels(conversation, parse_page):
+    dom = parse_page(render_report(_text_only(conversation, ["text"])))
+    for index in range(6):
+        assert _panels(dom, index) == ["text"]
+        assert _missing_lines(dom, index) == []
+    assert dom.find("img") == [] and dom.find(cls="routing") == []
+    assert "no aligner routing" not in dom.visible_text()
+    assert dom.find(cls="warning") == []
+
+
+def test_media_missing_from_the_whole_input_is_said_once(conversation, parse_page):
+    dom = parse_page(render_report(_text_only(conversation, ["text", "audio", "video"]),
+                                   figures=False))
+    for index in range(6):
+        assert _panels(dom, index) == ["text"] and _missing_lines(dom, index) == []
+    assert dom.find(cls="routing") == [] and "no aligner routing" not in dom.visible_text()
+    (warning,) = [e.content() for e in dom.find(cls="warning")]
+    assert "reads text, audio and video, but your input has no audio and video" in warning
+
+
+def test_a_modality_missing_for_one_utterance_gets_one_notice(conversation, page, parse_page):
+    dom = parse_page(page)
+    assert _panels(dom, 2) == ["text", "audio"]  # the camera was off
+    assert _missing_lines(dom, 2) == [
+        "missing for this utterance: video (the model judged without it)"]
+    assert _panels(dom, 1) == ["text", "audio", "video"] and _missing_lines(dom, 1) == []
+
+
+def test_an_utterance_without_routing_says_so(conversation, parse_page):
+    changed = copy.deepcopy(conversation)
+    changed.utterances[4].routing = {}
+    dom = parse_page(render_report(changed, figures=False))
+    assert _missing_lines(dom, 4) == [
+        "no aligner routing for this utterance (fewer than two modalities present)"]
+    assert [e for e in dom.find(cls="routing") if e.inside("utt-3")]
+
+
+def test_summary_counts_labels_per_speaker_and_links_the_moments(conversation, parse_page):
+    changed = copy.deepcopy(conversation)
+    for index in (1, 3):
+        utterance = changed.utterances[index]
+        utterance.label = "neutral"
+        utterance.probabilities = {**utterance.probabilities, "neutral": 0.95}
+    dom = parse_page(render_report(changed, figures=False))
+    summary = dom.by_id("summary")
+    rows = [[c.content() for c in dom.elements if c.parent is row]
+            for row in dom.find("tr") if row.inside("summary")]
+    assert rows[0] == ["speaker", *changed.label_names, "all"]
+    assert rows[1] == ["Ana", "1", "", "", "1", "", "1", "3"]
+    assert rows[2] == ["Ben", "2", "1", "", "", "", "", "3"]
+    text = summary.content()
+    assert "Dominant emotion: neutral (3 of 6 utterances)" in text
+    # Ties in the order of the checkpoint's labels.
+    assert "most frequent other than neutral: happy, angry, frustrated (1)" in text
+    links = [e for e in dom.find("a") if e.inside("summary")]
+    assert links[0].attrs["href"] == "#utt-1" and links[0].content() == "#2 Ben: neutral 0.95"
+    for link in links:
+        dom.by_id(link.attrs["href"][1:])  # every link leads to a card
+
+
+def test_the_model_card_is_at_the_top(conversation, page, parse_page):
+    dom = parse_page(page)
+    card = dom.by_id("model-card")
+    assert card.parent.tag == "header"
+    rows = [[cell.content() for cell in dom.elements if cell.parent is row]
+            for row in dom.find("tr") if row.inside("model-card")]
+    facts = dict(rows)
+    assert facts["trained on"].startswith("iemocap6: acted dyadic conversations")
+    assert facts["your input"].startswith("a transcript of 6 utterances by 2 speakers with "
+                                          "audio and video recordings; the model received "
+                                          "text, audio, video")
+    assert facts["scores"] == ("test: weighted F1 63.1 \u00b7 accuracy 64.0 \u00b7 macro F1 "
+                               "60.2; validation: weighted F1 65.2 \u00b7 accuracy 66.1")
+    assert facts["labels"] == ", ".join(conversation.label_names)
+    assert facts["intended use"] == conversation.model_card.intended_use
+    assert dom.find(cls="warning") == []
+    assert "Compare the two first rows" in card.content()
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda c: setattr(c.model_card, "demonstration", True), "DEMONSTRATION model."),
+    (lambda c: setattr(c, "model_card", None), "Nothing is known about this model"),
+    (lambda c: setattr(c.model_card, "domain", "unknown"), "kinds of conversations"),
+])
+def test_a_warning_box_when_the_model_may_not_suit_the_input(conversation, parse_page,
+                                                            change, expected):
+    changed = copy.deepcopy(conversation)
+    change(changed)
+    dom = parse_page(render_report(changed, figures=False))
+    (warning,) = [e for e in dom.find(cls="warning") if e.inside("model-card")]
+    assert warning.content().startswith("Warning: ")
+    assert expected.replace("kinds of", "kind of") in warning.content()

@@ -70,3 +70,17 @@ def test_from_json_names_the_wrong_field():
     minimal = ConversationPrediction.from_json({"label_names": ["a"], "utterances": [
         {"id": "1", "speaker": "s", "label": "a", "probabilities": {"a": 1.0}}]})
     assert minimal.utterances[0].text == "" and minimal.utterances[0].modalities == {}
+
+
+def test_the_model_card_travels_in_the_header_only(example_conversation, tmp_path):
+    conversation = example_conversation(2)
+    data = conversation.to_json()
+    assert data["model_card"] == conversation.model_card.to_json()
+    assert ConversationPrediction.from_json(data).model_card == conversation.model_card
+    paths = write_outputs(conversation, tmp_path, report=False)
+    assert "model_card" not in paths["predictions"].read_text(encoding="utf-8")
+    assert read_predictions(tmp_path).model_card is None
+    data["model_card"]["scores"]["test"]["accuracy"] = "64%"
+    with pytest.raises(PredictionFormatError, match=r"^conversation\.model_card\.scores\.test\."
+                                                    r"accuracy: expected a number in \[0, 1\]"):
+        ConversationPrediction.from_json(data)

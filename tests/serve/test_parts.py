@@ -64,8 +64,9 @@ def test_the_api_key_file_holds_one_long_enough_line(tmp_path):
 
 def test_the_command_line_says_what_is_wrong_in_one_line(tmp_path, capsys):
     assert main(["serve", "--model", "minilm-iemocap"]) == 2
-    assert "no shipped models yet; use --checkpoint" in capsys.readouterr().err
-    assert main(["serve"]) == 2
+    assert "--model 'minilm-iemocap': no such shipped model" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: one of --checkpoint, --model is required
+        main(["serve"])
     assert "--checkpoint" in capsys.readouterr().err
     assert main(["serve", "--checkpoint", "run", "--queue", "-1"]) == 2
     assert "--queue" in capsys.readouterr().err

@@ -157,7 +157,8 @@ MODEL_CARD = "# Demonstration model\n\nFour synthetic voice styles; not an emoti
 @pytest.fixture(scope="module")
 def server(demo, tmp_path_factory):
     """The service with a key, CORS for one origin and small limits: 1 MiB bodies, 30 s
-    recordings, one prediction at a time plus one admitted request, three reports kept."""
+    recordings, one prediction at a time plus one admitted request, three reports kept, one
+    live stream at a time of at most 50 utterances."""
     folder = tmp_path_factory.mktemp("server")
     (Path(demo["checkpoint"]) / "model_card.md").write_text(MODEL_CARD)
     key = folder / "key"
@@ -165,7 +166,7 @@ def server(demo, tmp_path_factory):
     running = Server(folder, "--checkpoint", demo["checkpoint"], "--api-key-file", str(key),
                      "--max-request-mb", "1", "--max-media-seconds", "30", "--concurrency", "1",
                      "--queue", "1", "--max-reports", "3", "--cors-origin",
-                     "https://app.example.org")
+                     "https://app.example.org", "--max-streams", "1", "--max-utterances", "50")
     try:
         running.wait_for(lambda health: health["status"] == "ready")
         yield running
@@ -222,7 +223,9 @@ def test_health_model_card_and_docs(server, demo):
     assert set(model["feature_spec"]) == {"text", "audio", "video"}
     assert model["feature_spec"]["text"]["extractor"]
     assert isinstance(model["train_config"], dict) and model["model_config"]["hidden"] > 0
-    assert model["model_card"] == MODEL_CARD
+    assert model["model_card_text"] == MODEL_CARD
+    assert model["model_card"]["demonstration"] is True
+    assert model["limits"]["max_streams"] >= 1
     assert model["limits"]["max_request_bytes"] == 2**20
     assert demo["checkpoint"] not in json.dumps(model)  # the name of the run, not its path
     status, headers, page = server.request("GET", "/docs")
@@ -491,3 +494,56 @@ def test_loading_then_sigterm_during_a_request(demo, tmp_path):
         assert server.work_folders() == []
     finally:
         server.stop()
+
+
+# -- /v1/stream: a live conversation over a WebSocket -------------------------------------------
+
+def _stream(server, key: str | None = API_KEY):
+    from websockets.sync.client import connect
+
+    headers = {} if key is None else {"X-API-Key": key}
+    return connect(f"ws://127.0.0.1:{server.port}/v1/stream", additional_headers=headers,
+                   open_timeout=30, close_timeout=10)
+
+
+def test_a_stream_answers_each_utterance_as_it_arrives(server, transcript):
+    turns = transcript["dialogues"][0]["utterances"] if "dialogues" in transcript \
+        else transcript["utterances"]
+    with _stream(server) as socket:
+        for index, turn in enumerate(turns[:3]):
+            socket.send(json.dumps({"speaker": turn["speaker"], "text": turn["text"],
+                                    "start": turn.get("start"), "end": turn.get("end")}))
+            answer = json.loads(socket.recv(timeout=60))
+            assert answer["type"] == "prediction", answer
+            utterance = answer["utterance"]
+            assert utterance["id"] == f"u{index}" and utterance["text"] == turn["text"]
+            assert utterance["label"] in ("neutral", "happy", "sad", "angry")
+            assert abs(sum(utterance["probabilities"].values()) - 1) < 1e-4
+            assert isinstance(answer["revisions"], list)
+            assert set(answer["timings"]) == {"extract_s", "model_s"}
+        # A bad message is answered with the field at fault, and the stream goes on.
+        for message, field in (('{"text": "no speaker"}', "speaker"), ("[1, 2]", "message"),
+                               ('{"speaker": "A", "text": "x", "mood": 1}', "mood"),
+                               ('{"speaker": "A", "text": "x", "start": 3, "end": 1}', "end"),
+                               ('{"speaker": "A", "text": "again", "id": "u0"}', "id")):
+            socket.send(message)
+            answer = json.loads(socket.recv(timeout=60))
+            assert (answer["type"], answer["status"], answer["field"]) == ("error", 422, field)
+        socket.send(json.dumps({"speaker": "A", "text": "Still here.", "id": "last"}))
+        assert json.loads(socket.recv(timeout=60))["utterance"]["id"] == "last"
+
+
+def test_a_stream_without_the_key_or_beyond_the_limit_is_closed_with_the_reason(server):
+    from websockets.exceptions import ConnectionClosed
+
+    with _stream(server, key="wrong") as socket:
+        with pytest.raises(ConnectionClosed) as closed:
+            socket.recv(timeout=30)
+    assert closed.value.rcvd.code == 1008 and "API key" in closed.value.rcvd.reason
+    with _stream(server) as first:
+        first.send(json.dumps({"speaker": "A", "text": "Hello."}))
+        assert json.loads(first.recv(timeout=60))["type"] == "prediction"
+        with _stream(server) as second:  # --max-streams 1
+            with pytest.raises(ConnectionClosed) as closed:
+                second.recv(timeout=30)
+        assert closed.value.rcvd.code == 1013 and "streams are open" in closed.value.rcvd.reason

@@ -14,13 +14,17 @@ it, the file's extension (``.json``, ``.srt``, ``.vtt``, ``.csv``).
   the end time and ``NOTE``/``STYLE``/``REGION`` blocks are allowed); either separator before the
   milliseconds is accepted in both. The speaker is a WebVTT voice ``<v Speaker>`` or, failing
   that, the text before the cue's first colon when a space or the end of the cue follows the
-  colon and the name has 1 to 40 characters and no sentence punctuation (``. ! ? ;``). Lines of a
-  cue are joined with spaces; other tags (``<i>``, ``<b>``, ``{\\an8}``) are removed and HTML
-  character references (``&amp;``) decoded. A cue without text is skipped with a notice.
+  colon and the name has 1 to 40 characters and no sentence punctuation (``. ! ? ;``). A file
+  in which no cue names its speaker is read as one speaker, :data:`UNLABELLED_SPEAKER`, with a
+  notice; one in which some cues name it and others do not is an error at the first cue without
+  (a speaker forgotten, or a colon read as one). Lines of a cue are joined with spaces; other
+  tags (``<i>``, ``<b>``, ``{\\an8}``) are removed and HTML character references (``&amp;``)
+  decoded. A cue without text is skipped with a notice.
 * ``csv``: MELD-like columns, matched ignoring case and surrounding spaces: ``Utterance`` (or
-  ``Text``), ``Speaker``, and ``StartTime``/``EndTime`` (``HH:MM:SS,mmm``, as in MELD) or
-  ``Start``/``End`` (seconds); optional ``Emotion`` (or ``Label``) becomes the label, ``ID`` the
-  utterance id as written, ``Utterance_ID`` or ``Sr No.`` the suffix of ``<stem>_<number>``. The
+  ``Text``), ``Speaker`` (without the column, one speaker as above, with a notice), and
+  ``StartTime``/``EndTime`` (``HH:MM:SS,mmm``, as in MELD) or ``Start``/``End`` (seconds);
+  optional ``Emotion`` (or ``Label``) becomes the label, ``ID`` the utterance id as written,
+  ``Utterance_ID`` or ``Sr No.`` the suffix of ``<stem>_<number>``. The
   time columns may be left out only when the conversation has no recording. A ``Dialogue_ID``
   column must hold a single value: a transcript is one conversation.
 
@@ -42,7 +46,8 @@ Rules common to all formats:
   modality.
 * Every problem raises :class:`~.dialogue.DataFormatError` naming the file and the cue, row or
   field (with its line): not UTF-8 (byte offset), an empty transcript, malformed times, ``end``
-  not after ``start``, NaN or infinite times, missing CSV columns, a cue without a speaker.
+  not after ``start``, NaN or infinite times, missing CSV columns, a cue without a speaker in a
+  file whose other cues name theirs, an empty ``Speaker`` cell.
 """
 
 from __future__ import annotations
@@ -63,6 +68,8 @@ from hotspot_erc.data.meld import parse_meld_time
 FORMATS: tuple[str, ...] = ("json", "srt", "vtt", "csv")
 MEDIA_END_TOLERANCE_S = 0.5
 MAX_SPEAKER_CHARS = 40
+# The speaker of every utterance of a transcript that names none.
+UNLABELLED_SPEAKER = "speaker"
 # Times are whole milliseconds; half of one absorbs float rounding when comparing them.
 _TIME_EPSILON_S = 5e-4
 
@@ -116,7 +123,7 @@ def load_transcript(path: str | os.PathLike, fmt: str | None = None,
         dialogue, turns = _parse_json(text, path)
     else:
         if fmt == "csv":
-            turns = _parse_csv(text, path, needs_times=bool(media))
+            turns = _parse_csv(text, path, bool(media), notices)
         else:
             turns = _parse_cues(text, path, fmt, notices)
         dialogue = Dialogue(path.stem, [turn.utterance for turn in turns])
@@ -224,6 +231,8 @@ def _parse_cues(text: str, path: Path, fmt: str, notices: list[str]) -> list[_Tu
         blocks = [block for block in blocks[1:] if not _WEBVTT_META_BLOCK.fullmatch(block[0][1])]
     example = "00:00:01,000 --> 00:00:02,500" if fmt == "srt" else "00:01.000 --> 00:02.500"
     turns: list[_Turn] = []
+    unnamed: list[tuple[int, int, str]] = []  # cues without a speaker: cue, text line, text
+    named: _Turn | None = None  # the first cue that names its speaker
     for cue_number, block in enumerate(blocks, start=1):
         # A cue: an optional id (SubRip's index) line, the timing line, then the text lines.
         timing_at = 0 if "-->" in block[0][1] else 1
@@ -239,22 +248,38 @@ def _parse_cues(text: str, path: Path, fmt: str, notices: list[str]) -> list[_Tu
                                   f"{start:.3f} s")
         text_lines = block[timing_at + 1:]
         speaker, words = _speaker_and_text([line for _, line in text_lines])
-        if speaker is None:
-            if not words:
-                notices.append(f"{path}: {at}: the cue has no text; skipped")
-                continue
-            number = text_lines[0][0]
-            raise DataFormatError(f"{path}: cue {cue_number} (line {number}): unknown speaker "
-                                  f"format in {words[:60]!r}; {_EXPECTED_SPEAKER}")
+        if speaker is None and not words:
+            notices.append(f"{path}: {at}: the cue has no text; skipped")
+            continue
         uid = f"{path.stem}_{len(turns)}"
-        turns.append(_Turn(Utterance(uid=uid, speaker=speaker, text=words, start=start,
-                                     end=end), at))
+        turn = _Turn(Utterance(uid=uid, speaker=speaker or UNLABELLED_SPEAKER, text=words,
+                               start=start, end=end), at)
+        turns.append(turn)
+        if speaker is None:
+            unnamed.append((cue_number, text_lines[0][0], words))
+        elif named is None:
+            named = turn
         voices = list(dict.fromkeys(name.strip() for name in
                                     _VOICE.findall(" ".join(line for _, line in text_lines))))
         if len(voices) > 1:
             notices.append(f"{path}: {at}: the cue has several voices ({', '.join(voices)}); "
                            f"kept as one utterance of {speaker}")
+    if unnamed and named is not None:
+        cue_number, number, words = unnamed[0]
+        raise DataFormatError(
+            f"{path}: cue {cue_number} (line {number}): unknown speaker format in "
+            f"{words[:60]!r}; {_EXPECTED_SPEAKER}, as {named.where} names "
+            f"{named.utterance.speaker!r} (a file that names no speaker at all is read as one "
+            f"speaker)")
+    if unnamed:
+        notices.append(_unlabelled_notice(path, "no cue names its speaker (`Speaker: text` or "
+                                          "`<v Speaker>`)", len(turns)))
     return turns
+
+
+def _unlabelled_notice(path: Path, why: str, count: int) -> str:
+    return (f"{path}: speakers are not labelled: {why}; all {count} utterances are given one "
+            f"speaker, {UNLABELLED_SPEAKER!r}, so the model cannot tell the speakers apart")
 
 
 def _blocks(text: str) -> list[list[tuple[int, str]]]:
@@ -313,7 +338,7 @@ class _CsvColumns:
 
     header: list[str]
     text: int
-    speaker: int
+    speaker: int | None
     times: tuple[int, int] | None
     clock: bool  # times as HH:MM:SS,mmm rather than seconds
     label: int | None
@@ -334,8 +359,7 @@ def _csv_columns(header: list[str], path: Path, needs_times: bool) -> _CsvColumn
         return next((found[name.lower()] for name in names if name.lower() in found), None)
 
     text, speaker = column("Utterance", "Text"), column("Speaker")
-    missing = [name for name, index in (("Utterance", text), ("Speaker", speaker))
-               if index is None]
+    missing = [] if text is not None else ["Utterance"]
     pairs = {"clock": (column("StartTime"), column("EndTime"), "StartTime", "EndTime"),
              "seconds": (column("Start"), column("End"), "Start", "End")}
     for start, end, start_name, end_name in pairs.values():
@@ -348,15 +372,15 @@ def _csv_columns(header: list[str], path: Path, needs_times: bool) -> _CsvColumn
     if missing:
         raise DataFormatError(
             f"{path}: line 1 (header): missing column(s) {', '.join(missing)}; expected "
-            f"Utterance, Speaker and either StartTime/EndTime (HH:MM:SS,mmm) or Start/End "
-            f"(seconds), optionally Emotion and ID or Sr No.; found {header}")
+            f"Utterance and either StartTime/EndTime (HH:MM:SS,mmm) or Start/End (seconds), "
+            f"optionally Speaker, Emotion and ID or Sr No.; found {header}")
     return _CsvColumns(header=header, text=text, speaker=speaker,
                        times=None if kind is None else pairs[kind][:2], clock=kind == "clock",
                        label=column("Emotion", "Label"), uid=column("ID"),
                        number=column("Utterance_ID", "Sr No."), dialogue=column("Dialogue_ID"))
 
 
-def _parse_csv(text: str, path: Path, needs_times: bool) -> list[_Turn]:
+def _parse_csv(text: str, path: Path, needs_times: bool, notices: list[str]) -> list[_Turn]:
     reader = csv.reader(io.StringIO(text, newline=""))
     turns: list[_Turn] = []
     seen_ids: dict[str, str] = {}
@@ -394,12 +418,14 @@ def _parse_csv(text: str, path: Path, needs_times: bool) -> list[_Turn]:
             f"{path}: field {columns.name(columns.dialogue)!r} holds {len(dialogue_ids)} "
             f"dialogues ({listed}); a transcript is one conversation: keep the rows of one "
             f"dialogue")
+    if columns.speaker is None and turns:
+        notices.append(_unlabelled_notice(path, "the header has no Speaker column", len(turns)))
     return turns
 
 
 def _csv_utterance(cells: list[str], columns: _CsvColumns, path: Path, at: str,
                    default_index: int) -> Utterance:
-    speaker = cells[columns.speaker]
+    speaker = UNLABELLED_SPEAKER if columns.speaker is None else cells[columns.speaker]
     if not speaker:
         raise DataFormatError(f"{path}: {at}: field {columns.name(columns.speaker)!r} is empty")
     start = end = None

@@ -5,8 +5,12 @@ A checkpoint is a folder::
     checkpoint/
       checkpoint.json   model config, label names, feature spec, training config, epoch, version
       weights.npz       the state dict as plain arrays (no pickle: loading runs no code)
+      model_card.json   the model card: training corpus and domain, scores, intended use
+                        (:mod:`hotspot_erc.engine.model_card`)
 
-``load_checkpoint(folder)`` rebuilds the model in eval mode. ``Checkpoint.check_features`` refuses
+``load_checkpoint(folder)`` rebuilds the model in eval mode, with its card in
+``Checkpoint.card``; a checkpoint written before cards gets a card built from ``checkpoint.json``
+(labels and modalities; corpus, domain and scores "unknown"). ``Checkpoint.check_features`` refuses
 features that do not match what the model was trained on, with a message naming each field.
 """
 
@@ -26,12 +30,14 @@ from hotspot_erc.atomic import write_json, write_npz
 from hotspot_erc.data.dialogue import DataFormatError, FeatureSpec
 from hotspot_erc.data.safe_npz import ShapeMismatch, read_npz
 from hotspot_erc.data.speaker_norm import speaker_norm_scope
+from hotspot_erc.engine.model_card import ModelCard, ModelCardError
 from hotspot_erc.limits import check_limit
 from hotspot_erc.model.config import ModelConfig
 from hotspot_erc.model.model import HotspotERC
 
 CHECKPOINT_FILE = "checkpoint.json"
 WEIGHTS_FILE = "weights.npz"
+MODEL_CARD_FILE = "model_card.json"
 
 
 class FeatureSpecMismatch(ValueError):
@@ -46,6 +52,7 @@ class Checkpoint:
     train_config: dict = field(default_factory=dict)
     epoch: int | None = None
     path: Path | None = None
+    card: ModelCard | None = None
 
     @property
     def config(self) -> ModelConfig:
@@ -98,8 +105,9 @@ def state_to_arrays(state: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
 
 def save_checkpoint(folder: str | os.PathLike, model: HotspotERC, label_names: list[str],
                     feature_spec: FeatureSpec, train_config: dict | None = None,
-                    epoch: int | None = None) -> Path:
-    """Write the checkpoint folder; each file is replaced atomically."""
+                    epoch: int | None = None, card: ModelCard | None = None) -> Path:
+    """Write the checkpoint folder, with ``card`` as its model card when given; each file is
+    replaced atomically."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_npz(folder / WEIGHTS_FILE, state_to_arrays(model.state_dict()))
@@ -112,7 +120,16 @@ def save_checkpoint(folder: str | os.PathLike, model: HotspotERC, label_names: l
         "train_config": train_config or {},
         "epoch": epoch,
     })
+    if card is not None:
+        save_model_card(folder, card)
     return folder
+
+
+def save_model_card(folder: str | os.PathLike, card: ModelCard) -> Path:
+    """Write (or replace) ``model_card.json`` in the checkpoint ``folder``, atomically."""
+    path = Path(folder) / MODEL_CARD_FILE
+    write_json(path, card.to_json())
+    return path
 
 
 def load_checkpoint(folder: str | os.PathLike) -> Checkpoint:
@@ -149,7 +166,29 @@ def load_checkpoint(folder: str | os.PathLike) -> Checkpoint:
     model.load_state_dict(state)
     model.eval()
     return Checkpoint(model, meta["label_names"], meta["feature_spec"], meta["train_config"],
-                      meta["epoch"], folder)
+                      meta["epoch"], folder, _read_card(folder / MODEL_CARD_FILE, meta))
+
+
+def _read_card(path: Path, meta: dict) -> ModelCard:
+    """The card at ``path``; without one (a checkpoint older than cards), a card of what
+    ``meta`` (``checkpoint.json``) holds. A card that is there but malformed is a
+    :class:`DataFormatError` naming the file and the field."""
+    if not path.exists():
+        return ModelCard(label_names=list(meta["label_names"]),
+                         modalities=list(meta["feature_spec"].modalities))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise DataFormatError(f"{path}: not valid JSON ({error})") from None
+    try:
+        card = ModelCard.from_json(data, where="")
+    except ModelCardError as error:
+        raise DataFormatError(f"{path}: {error}") from None
+    if card.label_names != meta["label_names"]:
+        raise DataFormatError(f"{path}: field label_names: expected the label names of "
+                              f"{CHECKPOINT_FILE} {meta['label_names']}, got "
+                              f"{card.label_names}")
+    return card
 
 
 def _read_meta(path: Path) -> dict:

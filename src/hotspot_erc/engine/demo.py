@@ -7,7 +7,9 @@
    loudness, with matching words, and a synthetic face whose motion bursts go with the aroused
    labels) into ``out/corpus``;
 2. extracts it with the real extractors (text, audio, video) into ``out/features``;
-3. trains the ``full`` model on it (validation-selected) into ``out/run``;
+3. trains the ``full`` model on it (validation-selected) into ``out/run``, and marks its model
+   card a demonstration (``demonstration: true``, an intended use that forbids real recordings),
+   so every prediction and report made with it says so;
 4. generates one more conversation the model never saw, ``out/unseen/unseen.mp4`` with its
    transcript ``out/unseen/transcript.json``, ready for ``hotspot-erc predict``.
 
@@ -18,6 +20,7 @@ is **not an emotion model**: it learned four synthetic voice styles. Real use tr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -25,16 +28,24 @@ from pathlib import Path
 from hotspot_erc.atomic import write_json
 
 UNSEEN_LABELS = ("neutral", "happy", "happy", "angry", "neutral", "sad", "sad", "angry")
+DEMONSTRATION_DOMAIN = ("synthetic generated voices (espeak-ng speech acting four labels through "
+                        "pitch, rate and loudness) with a synthetic face")
+DEMONSTRATION_USE = ("Demonstration only: this model learned the styles of synthetic generated "
+                     "voices, not human emotion. Do not use it on real recordings; train on "
+                     "real labelled conversations first.")
 
 
 def build_demo(out_dir: str | os.PathLike, dialogues: dict[str, int] | None = None,
                utterances: int = 6, epochs: int = 20, seed: int = 0, workers: int = 2,
-               progress: bool = True) -> dict:
+               progress: bool = True, threads: int = 2) -> dict:
     """Build the demonstration (see the module docstring); return paths and test metrics.
+    Training uses ``threads`` CPU threads, extraction ``workers`` processes.
 
     Every step resumes: an existing corpus, feature store or finished run is reused.
     """
     from hotspot_erc.data.manifest import load_manifest
+    from hotspot_erc.engine.checkpoint import save_model_card
+    from hotspot_erc.engine.model_card import ModelCard
     from hotspot_erc.engine.train import run_config, train
     from hotspot_erc.features.extract import ExtractConfig, extract_dataset
     from hotspot_erc.features.synth_media import make_demo_conversation, make_demo_corpus
@@ -46,9 +57,13 @@ def build_demo(out_dir: str | os.PathLike, dialogues: dict[str, int] | None = No
     dataset = extract_dataset(load_manifest(manifest), ExtractConfig(workers=workers),
                               folder=out / "features", progress=progress)
     model_config, train_config = run_config(
-        dataset, "full", {}, {"epochs": epochs, "min_epochs": min(epochs, 10), "batch_size": 4},
-        seed)
+        dataset, "full", {}, {"epochs": epochs, "min_epochs": min(epochs, 10), "batch_size": 4,
+                              "threads": threads}, seed)
     result = train(dataset, model_config, train_config, out / "run", progress=progress)
+    card = ModelCard.trained_on(dataset.name, dataset.label_names,
+                                list(dataset.feature_spec.modalities), result.metrics)
+    save_model_card(out / "run" / "checkpoint", dataclasses.replace(
+        card, domain=DEMONSTRATION_DOMAIN, intended_use=DEMONSTRATION_USE, demonstration=True))
     unseen = out / "unseen"
     transcript = unseen / "transcript.json"
     if not transcript.is_file():

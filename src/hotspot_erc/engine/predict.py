@@ -26,7 +26,9 @@ returns a :class:`~hotspot_erc.engine.prediction.ConversationPrediction`
   silent track or a video without a face, overlapping turns), one per media problem, naming the
   modality, the file, the reason and how many utterances lost that modality;
 * ``timings``: seconds spent extracting (decoding included), in the model (batching and the
-  forward pass) and collecting the evidence.
+  forward pass) and collecting the evidence;
+* ``model_card``: the checkpoint's :class:`~hotspot_erc.engine.model_card.ModelCard` (training
+  corpus and domain, scores, intended use, demonstration flag), also ``Predictor.card``.
 
 Modalities the conversation lacks are masked (never zero-filled data); a modality the
 checkpoint does not know is ignored with a notice.
@@ -49,6 +51,7 @@ from hotspot_erc.data.batch import collate
 from hotspot_erc.data.dialogue import Dataset, Dialogue, ModalityFeatures, Utterance
 from hotspot_erc.engine.checkpoint import Checkpoint, FeatureSpecMismatch, load_checkpoint
 from hotspot_erc.engine.evaluate import check_finite_logits
+from hotspot_erc.engine.model_card import ModelCard
 from hotspot_erc.engine.prediction import (
     ConversationPrediction,
     ModalityEvidence,
@@ -101,6 +104,19 @@ class Predictor:
     def load(cls, folder: str | os.PathLike, workers: int = 2) -> Predictor:
         return cls(load_checkpoint(folder), workers=workers)
 
+    @classmethod
+    def from_pretrained(cls, name: str, workers: int = 2) -> Predictor:
+        """A model that ships with the package (:mod:`hotspot_erc.engine.pretrained`), e.g.
+        ``"meld-text"``; ``hotspot-erc models --pretrained`` lists them."""
+        from hotspot_erc.engine.pretrained import pretrained_folder
+
+        return cls.load(pretrained_folder(name), workers=workers)
+
+    @property
+    def card(self) -> ModelCard | None:
+        """The checkpoint's model card: what the model learned from and what it is for."""
+        return self.checkpoint.card
+
     # -- extraction recipe ---------------------------------------------------------------------
 
     def extract_config(self):
@@ -124,7 +140,7 @@ class Predictor:
                 raise FeatureSpecMismatch(f"checkpoint {self.checkpoint.path}: {error}") from None
         return self._extractors
 
-    def _check_recipe(self) -> None:
+    def check_recipe(self) -> None:
         """Fail before any extraction if this installation cannot make the checkpoint's
         features (another extractor version, another package version, features that came with
         the training data)."""
@@ -181,7 +197,7 @@ class Predictor:
                                "missing (masked)")
         began = time.perf_counter()
         config = self.extract_config()
-        self._check_recipe()
+        self.check_recipe()
         # The first forward pass of a process pays one-off start-up costs: pay them on a dummy
         # batch while the extractors work, once per predictor (a server calls predict often).
         warm_up = threading.Thread(target=self._warm_up, daemon=True)
@@ -193,19 +209,19 @@ class Predictor:
                       if feature_folder is not None else Path(scratch))
             report = extract_features(dataset, folder, config, progress=progress,
                                       extractors=self.extractors())
-            notices += [_failure_notice(f, len(dialogue.utterances)) for f in report.failures]
+            notices += [failure_notice(f, len(dialogue.utterances)) for f in report.failures]
             loaded = load_extracted(folder, report)
-        loaded = self._normalise_speakers(loaded)
+        loaded = self.normalise_speakers(loaded)
         self.checkpoint.check_features(loaded.feature_spec, f"conversation {dialogue.did}")
         if not self._warmed:
             warm_up.join()
             self._warmed = True
         extracted = time.perf_counter()
-        conversation = self._run_model(loaded, notices)
+        conversation = self.run_model(loaded, notices)
         conversation.timings["extract_s"] = round(extracted - began, 3)
         return conversation
 
-    def _normalise_speakers(self, dataset: Dataset) -> Dataset:
+    def normalise_speakers(self, dataset: Dataset) -> Dataset:
         """Normalise per speaker the modalities the checkpoint was trained on normalised."""
         from hotspot_erc.data.speaker_norm import normalise_speakers, speaker_norm_scope
 
@@ -216,6 +232,12 @@ class Predictor:
             dataset = normalise_speakers(dataset, [m for m, s in scopes.items() if s == scope],
                                          scope)
         return dataset
+
+    def warm_up(self) -> None:
+        """Pay the model's first-call costs now, once per predictor (then a no-op)."""
+        if not self._warmed:
+            self._warm_up()
+            self._warmed = True
 
     def _warm_up(self) -> None:
         """One forward pass over a dummy two-utterance dialogue with every known modality."""
@@ -229,7 +251,9 @@ class Predictor:
         with torch.no_grad():
             self.checkpoint.model.eval()(batch)
 
-    def _run_model(self, dataset: Dataset, notices: list[str]) -> ConversationPrediction:
+    def run_model(self, dataset: Dataset, notices: list[str]) -> ConversationPrediction:
+        """The predictions, with their evidence, of ``dataset``'s one dialogue, whose features
+        are already extracted (and normalised per speaker where the checkpoint asks)."""
         model = self.checkpoint.model.eval()
         dialogue = dataset.dialogues[0]
         spec = self.checkpoint.feature_spec
@@ -271,10 +295,11 @@ class Predictor:
             name=dialogue.did, label_names=list(labels), checkpoint=str(self.checkpoint.path),
             media=dict(dialogue.media), notices=notices, utterances=utterances,
             timings={"model_s": round(model_seconds, 4),
-                     "evidence_s": round(time.perf_counter() - began - model_seconds, 4)})
+                     "evidence_s": round(time.perf_counter() - began - model_seconds, 4)},
+            model_card=self.card)
 
 
-def _failure_notice(failure: Failure, utterances: int) -> str:
+def failure_notice(failure: Failure, utterances: int) -> str:
     """``audio call.wav: no speech found (silence?): audio masked for all 12 utterances``."""
     count = len(failure.utterances)
     if count == utterances == 1:

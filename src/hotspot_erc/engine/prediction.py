@@ -3,7 +3,8 @@ returns and the report layer reads.
 
 ::
 
-    ConversationPrediction   name, label_names, checkpoint, media, notices, timings, utterances
+    ConversationPrediction   name, label_names, checkpoint, media, notices, timings, utterances,
+                             model_card (the checkpoint's ModelCard, or None when unknown)
       UtterancePrediction    id, speaker, start, end, text, label, probabilities,
                              modalities {modality: ModalityEvidence}, routing {"a->b": Routing}
         ModalityEvidence     present, gate_mean, and per position weights, prior, valid and
@@ -13,7 +14,8 @@ returns and the report layer reads.
 
 ``to_json()`` gives the plain JSON form: ``predictions.jsonl`` holds one
 ``UtterancePrediction.to_json()`` per line (docs/formats.md, section 4.6), and
-``ConversationPrediction.to_json()`` wraps them with the conversation's header. ``from_json()``
+``ConversationPrediction.to_json()`` wraps them with the conversation's header (the model card
+belongs to the header only: ``predictions.jsonl`` lines do not carry it). ``from_json()``
 reads that form back and rejects malformed input with :class:`PredictionFormatError` naming the
 first wrong field (``conversation.utterances[3].modalities.audio.times: expected ...``), so a
 result read back can be trusted on types: a number that ends up in a report's CSS is a number,
@@ -27,6 +29,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+
+from hotspot_erc.engine.model_card import ModelCard, ModelCardError
 
 MODALITIES = ("text", "audio", "video")
 
@@ -295,8 +299,9 @@ class UtterancePrediction:
 class ConversationPrediction:
     """A conversation's predictions: its ``name``, the checkpoint's ``label_names`` and path,
     the ``media`` read (``{modality: path}``), ``notices`` of what could not be used, seconds
-    spent per stage (``timings``: ``model_s``, ``evidence_s``, ``extract_s``) and the
-    utterances in conversation order."""
+    spent per stage (``timings``: ``model_s``, ``evidence_s``, ``extract_s``), the
+    utterances in conversation order, and the checkpoint's ``model_card`` (``None`` when unknown,
+    as for a conversation read back from ``predictions.jsonl``)."""
 
     name: str = "conversation"
     label_names: list[str]
@@ -305,13 +310,15 @@ class ConversationPrediction:
     notices: list[str] = field(default_factory=list)
     utterances: list[UtterancePrediction] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    model_card: ModelCard | None = None
 
     def to_json(self) -> dict:
         return {"name": self.name, "label_names": list(self.label_names),
                 "checkpoint": self.checkpoint, "media": dict(self.media),
                 "notices": list(self.notices),
                 "utterances": [u.to_json() for u in self.utterances],
-                "timings": dict(self.timings)}
+                "timings": dict(self.timings),
+                "model_card": None if self.model_card is None else self.model_card.to_json()}
 
     @classmethod
     def from_json(cls, data, where: str = "conversation") -> ConversationPrediction:
@@ -337,8 +344,15 @@ class ConversationPrediction:
                      seconds)
         utterances = conversation.get("utterances")
         _require(isinstance(utterances, list), f"{where}.utterances", "a list", utterances)
+        card = conversation.get("model_card")
+        if card is not None:
+            try:
+                card = ModelCard.from_json(card, f"{where}.model_card")
+            except ModelCardError as error:
+                raise PredictionFormatError(str(error)) from None
         return cls(name=name, label_names=list(label_names), checkpoint=checkpoint,
                    media=dict(media), notices=list(notices), timings=dict(timings),
+                   model_card=card,
                    utterances=[UtterancePrediction.from_json(u, label_names,
                                                              f"{where}.utterances[{index}]")
                                for index, u in enumerate(utterances)])

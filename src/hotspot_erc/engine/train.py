@@ -4,7 +4,8 @@ A run folder holds::
 
     config.json        the resolved model and training configs and the dataset description
     epochs.jsonl       one line per epoch: training loss, validation metrics, time
-    checkpoint/        the best model on the validation split (never chosen on test)
+    checkpoint/        the best model on the validation split (never chosen on test), with its
+                       model card (corpus, validation and test scores)
     resume/            the state after the last finished epoch (weights, optimiser, counters)
     metrics.json       validation and test metrics of the selected checkpoint
     diagnostics.json   gate distributions, hotspot localisation, MoA routing (validation, test)
@@ -18,12 +19,16 @@ Determinism: the shuffling order and the dropout stream of epoch ``e`` are seede
 ``(seed, e)``, so an interrupted run that resumes after epoch ``e`` replays exactly what an
 uninterrupted run does (same seed, CPU). Test metrics are computed once, after training, from the
 checkpoint selected on validation.
+
+Several processes: started by torchrun, the ranks train data-parallel (DDP), each on its share of
+every batch, and rank 0 alone validates and writes the run folder (:mod:`~.distributed`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import math
 import os
@@ -37,17 +42,19 @@ import torch
 from tqdm.auto import tqdm
 
 from hotspot_erc.atomic import write_json, write_npz, write_text
-from hotspot_erc.data.batch import iterate_batches
 from hotspot_erc.data.dialogue import Dataset, Dialogue
 from hotspot_erc.data.safe_npz import read_npz
+from hotspot_erc.engine import distributed
 from hotspot_erc.engine.checkpoint import (
     load_checkpoint,
     save_checkpoint,
+    save_model_card,
     state_to_arrays,
 )
 from hotspot_erc.engine.config import TrainConfig, batch_positions
 from hotspot_erc.engine.ema import WeightAverage
 from hotspot_erc.engine.evaluate import evaluate_model
+from hotspot_erc.engine.model_card import ModelCard
 from hotspot_erc.features.registry import is_measured
 from hotspot_erc.model.config import ModelConfig
 from hotspot_erc.model.model import HotspotERC
@@ -126,9 +133,10 @@ def train(dataset: Dataset, model_config: ModelConfig, train_config: TrainConfig
         _check_split(dataset, split)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    with _run_lock(run_dir):
-        return _train_in(run_dir, dataset, model_config, train_config, progress,
-                         stop_after_epoch)
+    # Under torchrun, rank 0 holds the folder and the other ranks follow it (distributed.py).
+    with distributed.process_group(), distributed.held_by_main_rank(_run_lock, run_dir):
+        return distributed.announce_end(_train_in(run_dir, dataset, model_config, train_config,
+                                                  progress, stop_after_epoch))
 
 
 def _train_in(run_dir: Path, dataset: Dataset, model_config: ModelConfig,
@@ -159,6 +167,11 @@ def _train_in(run_dir: Path, dataset: Dataset, model_config: ModelConfig,
     positions = batch_positions(model_config, train_config)
     train_dialogues = dataset.split("train")
     valid_dialogues = dataset.split("valid")
+    network = distributed.data_parallel(model)
+    if not distributed.is_main_rank():
+        return distributed.follow_main_rank(functools.partial(
+            _train_epoch, model, optimiser, train_dialogues, dataset, train_config,
+            positions=positions, average=average, forward=network))
     log_path = run_dir / "epochs.jsonl"
     log_lines = _read_log(log_path, state["epoch"])
     bar = tqdm(range(state["epoch"], train_config.epochs), desc=f"train {model_config.variant}",
@@ -167,8 +180,9 @@ def _train_in(run_dir: Path, dataset: Dataset, model_config: ModelConfig,
         if state["bad_epochs"] >= train_config.patience and epoch >= train_config.min_epochs:
             break
         started = time.perf_counter()
+        distributed.announce_epoch(epoch)
         train_loss = _train_epoch(model, optimiser, train_dialogues, dataset, train_config, epoch,
-                                  positions, average)
+                                  positions, average, network)
         with _selected_weights(model, average):
             valid = evaluate_model(model, valid_dialogues, dataset.label_names,
                                    dataset.feature_spec, train_config.batch_size, positions)
@@ -177,7 +191,8 @@ def _train_in(run_dir: Path, dataset: Dataset, model_config: ModelConfig,
             if improved:
                 state.update(best_score=score, best_epoch=epoch, bad_epochs=0)
                 save_checkpoint(run_dir / "checkpoint", model, dataset.label_names,
-                                dataset.feature_spec, train_config.to_dict(), epoch)
+                                dataset.feature_spec, train_config.to_dict(), epoch,
+                                card=_model_card(dataset, {"valid": valid["metrics"]}))
             else:
                 state["bad_epochs"] += 1
         state["epoch"] = epoch + 1
@@ -214,21 +229,32 @@ def finish_run(dataset: Dataset, run_dir: Path, train_config: TrainConfig,
         diagnostics[split] = result["diagnostics"]
     write_json(run_dir / "metrics.json", metrics)
     write_json(run_dir / "diagnostics.json", diagnostics)
+    save_model_card(run_dir / "checkpoint", _model_card(dataset, metrics))
     return RunResult(run_dir, best_epoch, metrics, diagnostics)
+
+
+def _model_card(dataset: Dataset, metrics: Mapping) -> ModelCard:
+    """The card of a checkpoint trained on ``dataset`` that scored ``metrics`` (split ->
+    metrics)."""
+    return ModelCard.trained_on(dataset.name, dataset.label_names,
+                                list(dataset.feature_spec.modalities), metrics)
 
 
 def _train_epoch(model: HotspotERC, optimiser: torch.optim.Optimizer, dialogues, dataset: Dataset,
                  config: TrainConfig, epoch: int, positions: dict[str, int],
-                 average: WeightAverage | None = None) -> float:
+                 average: WeightAverage | None = None,
+                 forward: torch.nn.Module | None = None) -> float:
+    """Train ``model`` one epoch on this rank's share of each batch; return the mean loss.
+    ``forward`` runs the batches: ``model``, or its DDP wrapper under torchrun."""
     model.train()
     torch.manual_seed(config.seed * 100_003 + epoch)
     generator = np.random.default_rng([config.seed, epoch])
     total, batches = 0.0, 0
-    for batch in iterate_batches(dialogues, dataset.label_names, dataset.feature_spec,
-                                 config.batch_size, shuffle=True, generator=generator,
-                                 max_positions=positions):
-        output = model(batch)
-        loss = model.loss(output, batch.labels)
+    for batch in distributed.shard_batches(dialogues, dataset.label_names, dataset.feature_spec,
+                                           config.batch_size, generator, positions):
+        output = (forward or model)(batch)
+        loss = distributed.rank_loss(model.loss(output, batch.labels), batch.labels,
+                                     model.class_weights)
         if not torch.isfinite(loss):
             # The weights would become NaN at this step, and every later epoch with them.
             raise TrainingDiverged(f"training diverged in epoch {epoch}: the loss is "
@@ -244,7 +270,7 @@ def _train_epoch(model: HotspotERC, optimiser: torch.optim.Optimizer, dialogues,
             average.update(model)
         total += float(loss.detach())
         batches += 1
-    return total / max(batches, 1)
+    return distributed.mean_over_ranks(total) / max(batches, 1)
 
 
 def _selected_weights(model: HotspotERC, average: WeightAverage | None):

@@ -8,6 +8,8 @@
    while the main process does the text: decode (:mod:`~.decode`), then
    :class:`~.audio.AudioExtractor` / :class:`~.video.VideoExtractor` over the dialogue's
    utterances in order (the speaker baselines of the hotspot priors run through the dialogue).
+   With ``config.engine="ray"`` these tasks run on Ray actors instead, on this machine or a
+   cluster (:mod:`~.ray_engine`); the store is written here all the same.
 
 Where an utterance's media come from: its own ``media`` (a file per utterance, optionally cut by
 its ``start``/``end``), else its dialogue's ``media`` cut by ``start``/``end``; a video file's
@@ -39,6 +41,7 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -71,6 +74,9 @@ class ExtractConfig:
             "whisper-tiny"``, which lift a linear probe on RAVDESS by 15-20 points; see
             docs/results.md).
         video: keyword options of :class:`~.video.VideoExtractor` (``fps`` comes from above).
+        engine: where the audio and video tasks run: ``local`` (the process pool above) or
+            ``ray`` (``workers`` Ray actors, :mod:`~.ray_engine`; needs ``pip install .[ray]``).
+        ray_address: the Ray cluster to join (``engine="ray"``; default: a Ray started here).
     """
 
     modalities: tuple[str, ...] = EXTRACT_MODALITIES
@@ -80,6 +86,8 @@ class ExtractConfig:
     workers: int = 2
     audio: dict = field(default_factory=lambda: {"encoder": "whisper-tiny"})
     video: dict = field(default_factory=dict)
+    engine: str = "local"
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
         self.modalities = tuple(self.modalities)
@@ -91,6 +99,9 @@ class ExtractConfig:
             raise ValueError(f"fps={self.fps}, max_width={self.max_width}, "
                              f"workers={self.workers}: expected fps > 0, max_width >= 16, "
                              "workers >= 1")
+        if self.engine not in ("local", "ray") or (self.ray_address and self.engine != "ray"):
+            raise ValueError(f"engine={self.engine!r}, ray_address={self.ray_address!r}: "
+                             "expected engine local or ray, and an address only with ray")
 
 
 @dataclass
@@ -216,7 +227,7 @@ def extract_features(dataset: Dataset, store_root: str | os.PathLike,
     media_seconds = 0.0
     # One task per (dialogue, modality): a dialogue's audio and video run on different cores.
     tasks = [(d, m) for d in dataset for m in wanted_media if not store.has(m, keys[m], d.did)]
-    with _MediaRunner(tasks, extractors, config) as runner:
+    with _media_runner(config)(tasks, extractors, config) as runner:
         # Text runs here while the workers start on the media.
         if text_extractor is not None:
             todo = pending("text")
@@ -236,14 +247,15 @@ def extract_features(dataset: Dataset, store_root: str | os.PathLike,
         with tqdm(total=len(tasks), desc="+".join(wanted_media), unit="task",
                   disable=not progress or not tasks) as bar:
             for did, modality, records, new_failures, seconds in runner.results():
-                store.write(modality, specs[modality], did, records)
+                if records is not None:  # None: a failed Ray task, which a rerun retries
+                    store.write(modality, specs[modality], did, records)
+                    extracted.add(did)
                 failures = [f for f in failures if not (f.modality == modality and
                                                         _concerns(f, did, dataset))]
                 _write_failures(failures_path, failures + new_failures)
                 failures += new_failures
                 if modality == "audio" or "audio" not in wanted_media:
                     media_seconds += seconds
-                extracted.add(did)
                 bar.update(1)
     return ExtractReport(store_root=str(store_root), keys=keys, extracted=len(extracted),
                          already_done=done_before, failures=failures,
@@ -289,6 +301,15 @@ def _worker_init(extractors: dict) -> None:
     _WORKER_EXTRACTORS.update(extractors)
 
 
+def _media_runner(config: ExtractConfig) -> type:
+    """The runner of the media tasks that ``config.engine`` names."""
+    if config.engine == "ray":
+        from hotspot_erc.features.ray_engine import RayMediaRunner
+
+        return RayMediaRunner
+    return _MediaRunner
+
+
 class _MediaRunner:
     """Runs (dialogue, modality) tasks in ``config.workers`` processes (or, with one worker,
     lazily in this process) and yields their results as they finish, in any order. At most
@@ -329,11 +350,19 @@ class _MediaRunner:
             for dialogue, modality in self.tasks:
                 yield extract_media_dialogue(dialogue, modality, self.extractors, self.config)
             return
-        while self.running:
-            finished, self.running = wait(self.running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                yield future.result()
-                self._submit_next()
+        try:
+            while self.running:
+                finished, self.running = wait(self.running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    yield future.result()
+                    self._submit_next()
+        except BrokenProcessPool as error:
+            raise RuntimeError(
+                "a worker process of the audio/video extraction ended abruptly. Called from a "
+                "script of your own? Put its calls under `if __name__ == \"__main__\":`: each "
+                "worker starts by importing that script again, and without the guard reruns it "
+                "instead of working. Otherwise the worker was killed (out of memory?); "
+                "workers=1 (--workers 1) extracts in this process.") from error
 
 
 def _worker_task(dialogue: Dialogue, modality: str, config: ExtractConfig):

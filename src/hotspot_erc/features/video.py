@@ -282,8 +282,14 @@ def _triangular_smooth(values: np.ndarray, mask: np.ndarray, width: int) -> np.n
     half = width // 2
     kernel = 1.0 - np.abs(np.arange(-half, half + 1)) / (half + 1)
     weights = mask.astype(np.float64)
-    numerator = np.convolve(np.where(mask, values, 0.0) * weights, kernel, mode="same")
-    denominator = np.convolve(weights, kernel, mode="same")
+
+    def centred(signal: np.ndarray) -> np.ndarray:
+        # The full convolution cut to the signal's frames (np.convolve's "same" returns the
+        # kernel's length when the signal is shorter: an utterance of a few frames).
+        return np.convolve(signal, kernel)[half:half + len(signal)]
+
+    numerator = centred(np.where(mask, values, 0.0) * weights)
+    denominator = centred(weights)
     return np.where(mask, numerator / np.maximum(denominator, 1e-12), 0.0)
 
 
@@ -343,6 +349,7 @@ class VideoExtractor:
         self.prior_threshold = float(prior_threshold)
         self.threads = int(threads)
         self._face_mesh = None
+        self._restart_face_mesh = False  # reset_tracking asked for a fresh graph
         self._interpreter = None
         self._last_frames: tuple | None = None  # (shape, fps, last time) the tracker has seen
 
@@ -365,12 +372,14 @@ class VideoExtractor:
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state.update(_face_mesh=None, _interpreter=None, _last_frames=None)
+        state.update(_face_mesh=None, _restart_face_mesh=False, _interpreter=None,
+                     _last_frames=None)
         return state
 
     @property
     def face_mesh(self):
-        """The mediapipe FaceMesh tracker, created on first use."""
+        """The mediapipe FaceMesh tracker, created on first use (:meth:`reset_tracking` restarts
+        it before the next frame this extractor processes)."""
         if self._face_mesh is None:
             try:
                 from mediapipe.python.solutions import face_mesh
@@ -393,8 +402,11 @@ class VideoExtractor:
             except ImportError as error:
                 raise ImportError("package ai-edge-litert is missing: pip install "
                                   "ai-edge-litert") from error
-            self._interpreter = Interpreter(model_path=fer_model_path(), num_threads=self.threads)
-            self._interpreter.allocate_tensors()
+            # LiteRT announces its XNNPACK delegate from C++ on file descriptor 2 as it loads.
+            with _native_stderr_silenced():
+                self._interpreter = Interpreter(model_path=fer_model_path(),
+                                                num_threads=self.threads)
+                self._interpreter.allocate_tensors()
         return self._interpreter
 
     def expression_probabilities(self, face_crop: np.ndarray) -> np.ndarray:
@@ -410,9 +422,23 @@ class VideoExtractor:
 
     def reset_tracking(self) -> None:
         """Forget the tracked face: the next frame runs the face detector."""
-        if self._face_mesh is not None:
-            self._face_mesh.reset()
+        self._restart_face_mesh = self._face_mesh is not None
         self._last_frames = None
+
+    def _find_faces(self, image: np.ndarray) -> list | None:
+        """The face mesh's ``multi_face_landmarks`` of one RGB frame (None: no face)."""
+        if self._face_mesh is not None and not self._restart_face_mesh:
+            return self._face_mesh.process(image).multi_face_landmarks
+        # Every start of MediaPipe's graph (its creation, and the restart that forgets the face)
+        # has its TFLite calculators log warnings from C++ threads straight to file descriptor
+        # 2, two per start, hundreds in a demo; absl ignores TF_CPP_MIN_LOG_LEVEL and
+        # GLOG_minloglevel there. They come while the graph opens, which the first frame waits
+        # for, so the restart and that frame run silenced; failures still raise in Python.
+        with _native_stderr_silenced():
+            if self._restart_face_mesh:
+                self._face_mesh.reset()
+                self._restart_face_mesh = False
+            return self.face_mesh.process(image).multi_face_landmarks
 
     def _continues(self, frames: VideoFrames) -> bool:
         """Whether ``frames`` start exactly one frame after the frames the tracker saw last."""
@@ -493,14 +519,6 @@ class VideoExtractor:
 
     def frame_features(self, frames: VideoFrames) -> FrameFeatures:
         """The ``local`` columns, face flags and per-stage seconds of every frame (no prior)."""
-        if self._face_mesh is None or self._interpreter is None:
-            # MediaPipe and LiteRT print start-up chatter from C++ straight to file descriptor
-            # 2 while their graphs load and first run; keep it out of the user's terminal.
-            with _native_stderr_silenced():
-                return self._frame_features(frames)
-        return self._frame_features(frames)
-
-    def _frame_features(self, frames: VideoFrames) -> FrameFeatures:
         import cv2
 
         if abs(frames.fps - self.fps) > 1e-6:
@@ -528,7 +546,7 @@ class VideoExtractor:
                 image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
             gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
             clock = time.perf_counter()
-            found = self.face_mesh.process(image).multi_face_landmarks
+            found = self._find_faces(image)
             timings["facemesh"] += time.perf_counter() - clock
             if found:
                 points = np.array([(p.x * size[0], p.y * size[1], p.z * size[0])

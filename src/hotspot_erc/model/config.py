@@ -170,6 +170,10 @@ class ModelConfig:
     # feed the graph, so they need one.
     pairwise_crossmodal: bool = False
     pairwise_layers: int = 2
+    # Each utterance's output depends on it and earlier utterances only (a live conversation):
+    # graph edges to the past (graph.future=0), no bidirectional dialogue context, no pairwise
+    # transformers over the whole dialogue.
+    causal: bool = False
     class_weights: list[float] | None = None
     hgf: HGFConfig = field(default_factory=HGFConfig)
     moa: MoAConfig = field(default_factory=MoAConfig)
@@ -194,6 +198,15 @@ class ModelConfig:
         if self.pairwise_crossmodal and not self.use_graph:
             problems.append("pairwise_crossmodal: the pairwise transformers feed the graph; "
                             "they need use_graph=true")
+        if self.causal:
+            problems += [f"causal: {reason}" for broken, reason in (
+                (self.graph.future > 0, f"graph edges may not reach future utterances; got "
+                                        f"graph.future={self.graph.future}, expected 0"),
+                (self.graph.dialogue_context, "the dialogue context reads the dialogue in both "
+                                              "directions; set graph.dialogue_context=false"),
+                (self.pairwise_crossmodal, "the pairwise transformers attend over the whole "
+                                           "dialogue; set pairwise_crossmodal=false"))
+                if broken]
         if problems:
             raise ValueError("ModelConfig: " + "; ".join(problems))
         self.input_dims = {m: (int(g), int(loc)) for m, (g, loc) in self.input_dims.items()}

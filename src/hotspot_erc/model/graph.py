@@ -267,6 +267,10 @@ class CrossModalGraph(nn.Module):
     H)``, zero where there is no node. Features at absent nodes are never read.
     """
 
+    # Message-passing layers (RGCN, then the transformer layer): an output reads nodes up to
+    # this many edges away, so up to HOPS * past utterances back and HOPS * future ahead.
+    HOPS = 2
+
     def __init__(self, num_modalities: int, hidden: int, *, past: int = 11, future: int = 5,
                  temporal_edges: bool = True, cross_edges: bool = True,
                  speaker_relations: bool = False, heads: int = 4, dropout: float = 0.1,

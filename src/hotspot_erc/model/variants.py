@@ -29,10 +29,11 @@ from hotspot_erc.model.config import ModelConfig
 # The settings that decide which blocks a model has; each variant states all of them.
 SWITCHES: tuple[str, ...] = ("use_hgf", "hgf.use_prior", "use_moa", "moa.routing",
                              "use_graph", "graph.temporal_edges", "graph.cross_edges",
-                             "pairwise_crossmodal")
+                             "pairwise_crossmodal", "causal")
 _FULL: dict[str, bool] = {"use_hgf": True, "hgf.use_prior": True, "use_moa": True,
                           "moa.routing": True, "use_graph": True, "graph.temporal_edges": True,
-                          "graph.cross_edges": True, "pairwise_crossmodal": False}
+                          "graph.cross_edges": True, "pairwise_crossmodal": False,
+                          "causal": False}
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,6 @@ class Variant:
         """``base`` with this variant's defaults and switches, then the user's ``overrides``
         (a ValueError if one contradicts a switch)."""
         overrides = dict(overrides or {})
-        base.override(overrides)  # unknown paths are an error before any other check
         if "variant" in overrides and overrides["variant"] != self.name:
             raise ValueError(f"--set variant={overrides['variant']} contradicts --variant "
                              f"{self.name}; choose the variant with --variant")
@@ -132,6 +132,10 @@ _ablation("no_temporal_edges", "graph without temporal edges (self loops kept)",
           "graph.temporal_edges")
 _ablation("no_prior", "full model without rule-based hotspot priors (hotspots learned end to "
           "end)", "hgf.use_prior")
+register(Variant(
+    "causal", "full, for live conversations: each utterance is classified from it and earlier "
+              "utterances only (graph edges to the past, no future window)",
+    switches={**_FULL, "causal": True}, defaults={"graph.future": 0}))
 register(Variant(
     "corect", "CORECT baseline: global vectors, pairwise cross-modal transformers, relational "
               "temporal graph; hidden 100, dropout 0.5, windows 11/5, its optimiser settings",

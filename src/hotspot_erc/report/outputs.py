@@ -48,7 +48,8 @@ def read_predictions(path: str | os.PathLike, name: str | None = None
 
     The file holds the utterances only: the label names are the keys of the first utterance's
     ``probabilities`` (the checkpoint's label names, in order), ``name`` defaults to the name of
-    the run folder, and checkpoint, media, notices and timings are unknown. A line that is not
+    the run folder, and checkpoint, media, notices, timings and the model card are unknown (the
+    report then says that nothing is known about the model). A line that is not
     JSON, or not a well-formed prediction, is a
     :class:`~hotspot_erc.engine.prediction.PredictionFormatError` naming the file, the line and
     the field.

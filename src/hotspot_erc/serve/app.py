@@ -9,7 +9,9 @@ Routes (``/docs`` shows them with their schemas):
 * ``GET /v1/reports/{id}``: that ``report.html`` (rendered on first use);
 * ``GET /v1/health``: ``ok`` (200), ``loading`` or ``failed`` (503);
 * ``GET /v1/model``: what the checkpoint is (labels, modalities, feature spec, configs, its
-  model card if it has one).
+  model card);
+* ``WebSocket /v1/stream``: a live conversation, one utterance per message, each answered with
+  its prediction as soon as it is made (:mod:`.stream`).
 
 The same checks as ``hotspot-erc predict`` apply, through the same functions
 (:func:`~hotspot_erc.engine.predict.conversation_media`,
@@ -36,7 +38,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import anyio
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
@@ -50,6 +52,7 @@ from hotspot_erc.serve.errors import ServeError, error_body
 from hotspot_erc.serve.guard import RequestGuard
 from hotspot_erc.serve.intake import MEDIA_FIELDS, Intake, receive
 from hotspot_erc.serve.reports import ReportStore
+from hotspot_erc.serve.stream import serve_stream
 
 log = logging.getLogger("hotspot_erc.serve")
 
@@ -164,11 +167,13 @@ def describe_model(checkpoint, config: ServeConfig) -> dict:
             "labels": list(checkpoint.label_names), "modalities": list(spec.modalities),
             "feature_spec": spec.to_dict(), "model_config": checkpoint.config.to_dict(),
             "train_config": checkpoint.train_config, "epoch": checkpoint.epoch,
-            "model_card": model_card(checkpoint),
+            "model_card": None if checkpoint.card is None else checkpoint.card.to_json(),
+            "model_card_text": model_card(checkpoint),
             "limits": {"max_request_bytes": config.max_request_bytes,
                        "max_media_seconds": config.max_media_seconds,
                        "max_utterances": config.max_utterances,
-                       "concurrency": config.concurrency, "queue": config.queue}}
+                       "concurrency": config.concurrency, "queue": config.queue,
+                       "max_streams": config.max_streams}}
 
 
 class _Publisher:
@@ -303,15 +308,19 @@ def build_app(config: ServeConfig, loader: Callable | None = None,
         return JSONResponse(error_body(422, where, first.get("msg", "invalid request")),
                             status_code=422)
 
-    async def authorise(request: Request) -> None:
+    def authorised(headers) -> bool:
+        """Whether ``headers`` carry the API key (constant-time comparison), or none is set."""
         if config.api_key is None:
-            return
-        supplied = request.headers.get("x-api-key")
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            return True
+        supplied = headers.get("x-api-key")
+        scheme, _, token = headers.get("authorization", "").partition(" ")
         if supplied is None and scheme.lower() == "bearer":
             supplied = token.strip()
-        if supplied is None or not hmac.compare_digest(supplied.encode(),
-                                                       config.api_key.encode()):
+        return supplied is not None and hmac.compare_digest(supplied.encode(),
+                                                            config.api_key.encode())
+
+    async def authorise(request: Request) -> None:
+        if not authorised(request.headers):
             raise ServeError(401, "Authorization", "missing or wrong API key: send "
                              "'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
                              headers={"WWW-Authenticate": "Bearer"})
@@ -418,5 +427,11 @@ def build_app(config: ServeConfig, loader: Callable | None = None,
              summary="What the served checkpoint is")
     async def model() -> JSONResponse:
         return JSONResponse(describe_model(state.ready().checkpoint, config))
+
+    streams = {"open": 0}
+
+    @app.websocket("/v1/stream")
+    async def stream(websocket: WebSocket) -> None:
+        await serve_stream(websocket, state, gate, config, streams, authorised)
 
     return app

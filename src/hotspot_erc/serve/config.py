@@ -33,6 +33,8 @@ class ServeConfig:
             media models loaded in the server between requests.
         upload_timeout_s: seconds a client may take to send its request body (then 408).
         shutdown_timeout_s: on SIGTERM, seconds running requests get to finish.
+        max_streams: ``/v1/stream`` connections open at once (each holds its conversation so
+            far); one more is closed with code 1013 (try again later).
     """
 
     checkpoint: str
@@ -49,6 +51,7 @@ class ServeConfig:
     workers: int = 1
     upload_timeout_s: float = 120.0
     shutdown_timeout_s: float = 60.0
+    max_streams: int = 8
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -63,7 +66,8 @@ class ServeConfig:
                                    ("--queue", self.queue, 0),
                                    ("--max-reports", self.max_reports, 1),
                                    ("--max-utterances", self.max_utterances, 1),
-                                   ("--workers", self.workers, 1)):
+                                   ("--workers", self.workers, 1),
+                                   ("--max-streams", self.max_streams, 1)):
             if value < least:
                 raise ValueError(f"{name}: expected an integer >= {least}, got {value}")
         for origin in self.cors_origins:

@@ -18,6 +18,7 @@ import uvicorn
 
 from hotspot_erc.serve.app import build_app
 from hotspot_erc.serve.config import ServeConfig
+from hotspot_erc.serve.stream import MAX_MESSAGE_BYTES
 
 log = logging.getLogger("hotspot_erc.serve")
 
@@ -52,7 +53,8 @@ def serve(config: ServeConfig) -> int:
         app, host=config.host, port=listener.getsockname()[1], log_level="info",
         server_header=False, timeout_graceful_shutdown=int(config.shutdown_timeout_s),
         # uvicorn's own backstop (plain 503) far above what the admission gate lets in.
-        limit_concurrency=max(64, 4 * (config.concurrency + config.queue))))
+        limit_concurrency=max(64, 4 * (config.concurrency + config.queue + config.max_streams)),
+        ws="websockets", ws_max_size=MAX_MESSAGE_BYTES))
     if not config.loopback and config.api_key is None:
         log.warning("listening on %s without --api-key-file: anyone who can reach this "
                     "address can use the service", config.host)
