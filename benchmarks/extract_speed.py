@@ -36,7 +36,7 @@ def main() -> None:
     from hotspot_erc.data.manifest import load_manifest
     from hotspot_erc.features.extract import (
         ExtractConfig,
-        _build_extractors,
+        build_extractors,
         extract_features,
         extract_media_dialogue,
     )
@@ -67,7 +67,7 @@ def main() -> None:
         for label, seconds in rows:
             print(f"{label:<24}{seconds:>9.2f}{seconds / args.seconds:>18.3f}")
         config = ExtractConfig(fps=args.fps, workers=1)
-        extractors = _build_extractors(config, ["audio", "video"])
+        extractors = build_extractors(config, ["audio", "video"])
         dialogue = dataset.dialogues[0]
         for modality in ("audio", "video"):
             extract_media_dialogue(dialogue, modality, extractors, config)  # load the models
