@@ -326,3 +326,23 @@ def test_default_modalities_follow_the_corpus():
     assert default_modalities(dataset, "ravdess") == ("audio",)
     assert default_modalities(dataset, "crema-d") == ("text", "audio", "video")
     assert default_modalities(dataset) == ("text",)
+
+
+def _threads_after_worker_init() -> tuple[int, int]:
+    import threadpoolctl
+    import torch
+
+    from hotspot_erc.features.extract import _worker_init
+
+    _worker_init({})
+    pools = threadpoolctl.threadpool_info()
+    return torch.get_num_threads(), max((pool["num_threads"] for pool in pools), default=1)
+
+
+def test_an_extraction_worker_runs_one_thread_in_every_pool():
+    """numpy is loaded before the initializer runs, so OMP_NUM_THREADS alone came too late."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        assert pool.submit(_threads_after_worker_init).result(timeout=120) == (1, 1)

@@ -293,9 +293,16 @@ _WORKER_EXTRACTORS: dict = {}
 
 
 def _worker_init(extractors: dict) -> None:
+    """One thread per worker process, so that ``workers`` processes use ``workers`` cores.
+
+    The BLAS and OpenMP pools are limited here at run time (threadpoolctl): a spawned worker has
+    already loaded numpy while unpickling ``extractors``, too late for ``OMP_NUM_THREADS``.
+    """
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(1)
+    threadpool_limits(limits=1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     _WORKER_EXTRACTORS.clear()
     _WORKER_EXTRACTORS.update(extractors)
