@@ -63,3 +63,16 @@ def _address_space() -> int:
             return int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError):
         return 0
+
+
+@pytest.fixture(scope="module")
+def ray_workers(request):
+    """One local Ray of two CPUs for the requesting test module (the runner leaves a session it
+    did not start); that module's stand-ins travel to the workers by value, since the workers
+    cannot import a test file."""
+    pytest.importorskip("ray")
+    from hotspot_erc.features.ray_engine import ray_session
+
+    with ray_session(None, num_cpus=2) as ray:
+        ray.cloudpickle.register_pickle_by_value(request.module)
+        yield ray

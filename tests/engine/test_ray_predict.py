@@ -16,19 +16,11 @@ from hotspot_erc.engine.checkpoint import save_checkpoint
 from hotspot_erc.engine.predict import Predictor
 from hotspot_erc.engine.prediction import ConversationPrediction, UtterancePrediction
 from hotspot_erc.engine.ray_predict import predict_on_ray, predictor_loader
-from hotspot_erc.features.ray_engine import ray_session
 from hotspot_erc.model.model import HotspotERC
 
 LABELS = ["neutral", "happy"]
 
 
-@pytest.fixture(scope="module")
-def ray_workers():
-    pytest.importorskip("ray")
-    with ray_session(None, num_cpus=2) as ray:
-        # The stand-in predictor travels by value: the workers cannot import this file.
-        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-        yield ray
 
 
 class _TextRule:

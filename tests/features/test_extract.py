@@ -26,6 +26,8 @@ from hotspot_erc.features.extract import (
 from hotspot_erc.features.synth_media import face_frames, silence, speak, write_video, write_wav
 from hotspot_erc.features.video import NO_FACE
 
+from .conftest import store_arrays
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -197,20 +199,12 @@ def _many_dialogues(media: Path, count: int) -> Path:
     return _manifest(media, dialogues, f"many{count}.json")
 
 
-def _arrays(store: Path) -> dict[str, dict[str, np.ndarray]]:
-    found = {}
-    for path in sorted(store.glob("audio/*/*.npz")):
-        with np.load(path, allow_pickle=False) as data:
-            found[path.name] = {key: data[key] for key in data.files}
-    return found
-
-
 def test_two_workers_equal_one(media, tmp_path):
     dataset = load_manifest(_many_dialogues(media, 4))
     for workers in (1, 2):
         extract_features(dataset, tmp_path / f"w{workers}",
                          ExtractConfig(modalities=("audio",), workers=workers), progress=False)
-    one, two = _arrays(tmp_path / "w1"), _arrays(tmp_path / "w2")
+    one, two = store_arrays(tmp_path / "w1"), store_arrays(tmp_path / "w2")
     assert one.keys() == two.keys() and len(one) == 4
     for name in one:
         for key in one[name]:
@@ -258,7 +252,7 @@ def test_killed_extraction_resumes_to_the_same_store(media, tmp_path):
     resumed = subprocess.run(command + ["--out", str(store)], check=True, capture_output=True,
                              text=True)
     assert f"{40 - written} dialogue(s) extracted, {written} already there" in resumed.stdout
-    reference_arrays, resumed_arrays = _arrays(reference), _arrays(store)
+    reference_arrays, resumed_arrays = store_arrays(reference), store_arrays(store)
     assert reference_arrays.keys() == resumed_arrays.keys() and len(reference_arrays) == 40
     for name in reference_arrays:
         for key in reference_arrays[name]:

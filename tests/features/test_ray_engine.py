@@ -18,22 +18,16 @@ from hotspot_erc.data.manifest import load_manifest
 from hotspot_erc.data.store import FeatureStore
 from hotspot_erc.features.audio import AudioExtractor
 from hotspot_erc.features.extract import ExtractConfig, extract_features
-from hotspot_erc.features.ray_engine import RayNotInstalled, import_ray, ray_session
+from hotspot_erc.features.ray_engine import RayNotInstalled, import_ray
 from hotspot_erc.features.synth_media import speak, write_wav
+
+from .conftest import store_arrays
 
 # Energy VAD: no speech model to load in every actor, the test stays fast.
 AUDIO = {"vad": "energy"}
 COUNT = 24
 
 
-@pytest.fixture(scope="module")
-def ray_workers():
-    """One Ray of two CPUs for the module (the runner leaves a session it did not start)."""
-    pytest.importorskip("ray")
-    with ray_session(None, num_cpus=2) as ray:
-        # The test's extractor wrappers travel by value: the workers cannot import this file.
-        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-        yield ray
 
 
 @pytest.fixture(scope="module")
@@ -66,16 +60,8 @@ def _manifest(media: Path, count: int, speakers: dict[int, str] | None = None) -
     return path
 
 
-def _arrays(store: Path) -> dict[str, dict[str, np.ndarray]]:
-    found = {}
-    for path in sorted(store.glob("audio/*/*.npz")):
-        with np.load(path, allow_pickle=False) as data:
-            found[path.name] = {key: data[key] for key in data.files}
-    return found
-
-
 def _assert_same_arrays(reference: str | Path, other: Path) -> None:
-    expected, found = _arrays(Path(reference)), _arrays(other)
+    expected, found = store_arrays(Path(reference)), store_arrays(other)
     assert expected.keys() == found.keys() and len(expected) == COUNT
     for name in expected:
         for key in expected[name]:
