@@ -18,6 +18,7 @@ from pathlib import Path
 
 from hotspot_erc.data.corpora import FORMATS
 from hotspot_erc.data.dialogue import DataFormatError
+from hotspot_erc.features.text_tuning import TUNING_SETTINGS
 from hotspot_erc.terminal import printable
 
 
@@ -475,10 +476,12 @@ def _dataset_options(parser: argparse.ArgumentParser) -> None:
                              "feature-store folder")
     parser.add_argument("--data", default=None,
                         help="corpus folder for real corpora (default: $HOTSPOT_ERC_DATA)")
-    parser.add_argument("--text-setting", default="minilm", choices=("minilm", "large", "tuned"),
+    parser.add_argument("--text-setting", default="minilm",
+                        choices=("minilm", "large", *TUNING_SETTINGS),
                         help="text features for real corpora: frozen MiniLM, frozen mpnet + "
                              "USE, or MiniLM tuned for emotion on the corpus's training split, "
-                             "cross-fitted (features/text_tuning.py)")
+                             "cross-fitted, every weight (tuned) or a low-rank adapter "
+                             "(tuned-adapter) (features/text_tuning.py)")
     parser.add_argument("--cache", default=None,
                         help="feature cache folder (default: $HOTSPOT_ERC_CACHE or "
                              "~/.cache/hotspot-erc)")

@@ -183,3 +183,29 @@ def test_a_recipe_with_an_unknown_tuning_field_is_refused():
         build_extractor("text-tuned", recipe)
     with pytest.raises(RecipeError, match="missing"):
         build_extractor("text-tuned", {"tuning": TINY.to_dict()})
+
+
+def test_an_adapter_tunes_a_small_update_and_resumes_to_the_same_weights(tmp_path):
+    from safetensors.torch import load_file
+
+    dataset = _dataset()
+    config = TuningConfig(folds=2, epochs=2, batch_size=4, max_length=32, max_tokens=8,
+                          adapter_rank=4)
+    assert config.to_dict()["adapter_rank"] == 4 and "adapter_rank" not in TINY.to_dict()
+    killed = TunedTextEncoders(dataset, config, tmp_path / "killed")
+    killed.tune(stop_after_epoch=0)
+    killed.tune()
+    whole = TunedTextEncoders(dataset, config, tmp_path / "whole")
+    whole.tune()
+    stored = load_file(tmp_path / "whole" / "fold0" / "weights.safetensors")
+    assert stored and all(k.startswith(("adapter.", "head.")) for k in stored)
+    assert sum(v.numel() for v in stored.values()) < 200_000  # not a whole encoder (22.7 M)
+    for name, value in stored.items():
+        torch.testing.assert_close(
+            load_file(tmp_path / "killed" / "fold0" / "weights.safetensors")[name], value)
+    tuned = whole.extract()
+    frozen = TunedTextEncoders(dataset, TINY, tmp_path / "frozen")
+    base = _states([frozen._base_encoder().eval()], frozen.tokenizer,
+                   pair_texts(dataset.dialogues[-1], TINY.context), TINY)
+    # The adapter moved the encoder away from the packaged weights.
+    assert not np.allclose(tuned["d5"][0].local, base[0][0], atol=1e-3)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hotspot_erc.data.dialogue import Dataset
+from hotspot_erc.features.text_tuning import TUNING_SETTINGS
 from hotspot_erc.terminal import printable
 
 if TYPE_CHECKING:
@@ -94,20 +95,22 @@ def with_features(dataset: Dataset, recipe: ExtractConfig,
     """``dataset`` with the features ``recipe`` describes, extracted into the cache once and read
     from it afterwards.
 
-    The cache folder is :func:`feature_cache`'s. Tuned text (``text_setting="tuned"``) is
+    The cache folder is :func:`feature_cache`'s. Tuned text (``text_setting`` ``"tuned"`` or
+    ``"tuned-adapter"``, :data:`~hotspot_erc.features.text_tuning.TUNING_SETTINGS`) is
     cross-fitted on the dataset's own labels and cached under its tuning recipe
     (:mod:`hotspot_erc.features.text_tuning`); text alone is extracted in batches of utterances
     (:mod:`hotspot_erc.features.text_store`); media, per dialogue in worker processes
     (:mod:`hotspot_erc.features.extract`).
     """
     media = [m for m in recipe.modalities if m != "text"]
-    if recipe.text_setting == "tuned":
+    if recipe.text_setting in TUNING_SETTINGS:
         if media:
             raise ValueError("text setting 'tuned' is for text-only datasets: tune the text "
                              f"encoder, then join {', '.join(media)} from feature tables")
         from hotspot_erc.features.text_tuning import tuned_text_dataset
 
-        return tuned_text_dataset(dataset, cache_dir=cache_dir, progress=progress)
+        return tuned_text_dataset(dataset, TUNING_SETTINGS[recipe.text_setting],
+                                  cache_dir=cache_dir, progress=progress)
     folder = feature_cache(dataset, cache_dir, corpus)
     if media:
         from hotspot_erc.features.extract import extract_dataset

