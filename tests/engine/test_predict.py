@@ -414,9 +414,12 @@ def test_the_model_is_warmed_up_once_per_predictor(demo, monkeypatch):
     assert calls == [1]
 
 
-def test_a_checkpoint_on_tuned_text_predicts_from_its_recipe(tmp_path, monkeypatch):
+@pytest.mark.parametrize("adapter_rank", [0, 4])
+def test_a_checkpoint_on_tuned_text_predicts_from_its_recipe(tmp_path, monkeypatch,
+                                                             adapter_rank):
     """Trained on emotion-tuned text, a checkpoint rebuilds those features for a new
-    conversation from its recipe: the same outputs as on the stored test features."""
+    conversation from its recipe: the same outputs as on the stored test features. Adapters
+    travel inside the checkpoint, so it then predicts on a machine without the tuning cache."""
     import copy
 
     from hotspot_erc.data.dialogue import Dataset, Dialogue, Utterance
@@ -432,12 +435,17 @@ def test_a_checkpoint_on_tuned_text_predicts_from_its_recipe(tmp_path, monkeypat
     dataset = Dataset("toy", dialogues, ["hap", "sad", "neu", "ang"],
                       {"train": ["d0", "d1", "d2"], "valid": ["d3"], "test": ["d4"]})
     tuned = tuned_text_dataset(dataset, TuningConfig(folds=2, epochs=1, batch_size=4,
-                                                     max_length=32, max_tokens=8),
+                                                     max_length=32, max_tokens=8,
+                                                     adapter_rank=adapter_rank),
                                progress=False)
     model_config, train_config = run_config(
         tuned, "full", {"hidden": 16, "heads": 2, "graph.past": 2, "graph.future": 1},
         {"epochs": 1, "batch_size": 2, "threads": 1})
     train(tuned, model_config, train_config, tmp_path / "run", progress=False)
+    carried = sorted((tmp_path / "run" / "checkpoint" / "assets").rglob("*.safetensors"))
+    assert len(carried) == (2 if adapter_rank else 0)  # one adapter per fold, else nothing
+    if adapter_rank:
+        monkeypatch.setenv("HOTSPOT_ERC_CACHE", str(tmp_path / "another-machine"))
 
     predictor = Predictor.load(tmp_path / "run", workers=1)
     assert predictor.checkpoint.feature_spec.modalities["text"].extractor == "text-tuned"

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from hotspot_erc import __version__
-from hotspot_erc.atomic import write_json, write_npz
+from hotspot_erc.atomic import atomic_open, write_json, write_npz
 from hotspot_erc.data.dialogue import DataFormatError, FeatureSpec
 from hotspot_erc.data.safe_npz import ShapeMismatch, read_npz
 from hotspot_erc.data.speaker_norm import speaker_norm_scope
@@ -38,6 +38,7 @@ from hotspot_erc.model.model import HotspotERC
 CHECKPOINT_FILE = "checkpoint.json"
 WEIGHTS_FILE = "weights.npz"
 MODEL_CARD_FILE = "model_card.json"
+ASSETS_FOLDER = "assets"  # files extractors need beyond installed packages, per modality
 
 
 class FeatureSpecMismatch(ValueError):
@@ -122,7 +123,28 @@ def save_checkpoint(folder: str | os.PathLike, model: HotspotERC, label_names: l
     })
     if card is not None:
         save_model_card(folder, card)
+    carry_assets(folder, feature_spec)
     return folder
+
+
+def carry_assets(folder: Path, feature_spec: FeatureSpec) -> None:
+    """Copy into ``folder/assets/<modality>/`` the files the extractors of ``feature_spec`` need
+    beyond installed packages (:func:`~hotspot_erc.features.registry.extractor_assets`), each
+    atomically and only when it differs from what is there."""
+    from hotspot_erc.features.registry import extractor_assets
+
+    for modality, files in extractor_assets(feature_spec).items():
+        for name, source in files.items():
+            if not source.is_file():
+                raise FileNotFoundError(f"{source}: the {modality} extractor's file that the "
+                                        f"checkpoint {folder} must carry is missing")
+            target = folder / ASSETS_FOLDER / modality / name
+            data = source.read_bytes()
+            if target.is_file() and target.read_bytes() == data:
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_open(target, "wb") as handle:
+                handle.write(data)
 
 
 def save_model_card(folder: str | os.PathLike, card: ModelCard) -> Path:

@@ -49,7 +49,12 @@ import torch
 
 from hotspot_erc.data.batch import collate
 from hotspot_erc.data.dialogue import Dataset, Dialogue, ModalityFeatures, Utterance
-from hotspot_erc.engine.checkpoint import Checkpoint, FeatureSpecMismatch, load_checkpoint
+from hotspot_erc.engine.checkpoint import (
+    ASSETS_FOLDER,
+    Checkpoint,
+    FeatureSpecMismatch,
+    load_checkpoint,
+)
 from hotspot_erc.engine.evaluate import check_finite_logits
 from hotspot_erc.engine.model_card import ModelCard
 from hotspot_erc.engine.prediction import (
@@ -135,7 +140,9 @@ class Predictor:
             from hotspot_erc.features.registry import RecipeError, extractors_for
 
             try:
-                self._extractors = extractors_for(self.checkpoint.feature_spec)
+                assets = (self.checkpoint.path / ASSETS_FOLDER
+                          if self.checkpoint.path is not None else None)
+                self._extractors = extractors_for(self.checkpoint.feature_spec, assets)
             except RecipeError as error:
                 raise FeatureSpecMismatch(f"checkpoint {self.checkpoint.path}: {error}") from None
         return self._extractors

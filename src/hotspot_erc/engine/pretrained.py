@@ -131,10 +131,12 @@ def package(name: str, run: str | os.PathLike, data: str | os.PathLike | None = 
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
+    from hotspot_erc.engine.checkpoint import ASSETS_FOLDER, load_checkpoint, save_model_card
+
     for file in ("checkpoint.json", "weights.npz"):
         shutil.copy2(source / file, target / file)
-    from hotspot_erc.engine.checkpoint import load_checkpoint, save_model_card
-
+    if (source / ASSETS_FOLDER).is_dir():  # e.g. the adapters of a tuned text encoder
+        shutil.copytree(source / ASSETS_FOLDER, target / ASSETS_FOLDER)
     card = load_checkpoint(source).card
     save_model_card(target, dataclasses.replace(
         card, intended_use=f"{card.intended_use} Shipped with hotspot-erc as {name!r}; its "

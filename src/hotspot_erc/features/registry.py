@@ -25,6 +25,12 @@ from it in one call, and the rebuilt extractor's own :meth:`Extractor.recipe` th
 the checkpoint's. The round trip ``build_extractor(name, e.recipe()).recipe() == e.recipe()``
 holds for every registered extractor.
 
+**Assets**: an extractor may need files that no package holds, such as the adapters of encoders
+tuned on a corpus (``text-tuned``). Its entry's ``assets`` function names them from a recipe;
+``save_checkpoint`` copies them into the checkpoint's ``assets/<modality>/`` folder, and
+:func:`extractors_for` hands that folder back to the extractor it rebuilds, so the checkpoint
+predicts on a machine that never saw the corpus.
+
 Adding an extractor: its module in ``features/`` (a class following :class:`Extractor`, with a
 ``from_recipe`` classmethod) and one entry in :data:`EXTRACTORS`.
 """
@@ -34,6 +40,7 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from hotspot_erc.data.dialogue import FeatureSpec, ModalityFeatures, ModalitySpec
@@ -134,27 +141,37 @@ class GivenFeatures:
                           "conversation")
 
 
-def _text(setting: str) -> Callable[[str, dict], Extractor]:
-    def build(name: str, recipe: dict) -> Extractor:
+def _text(setting: str) -> Callable[[str, dict, Path | None], Extractor]:
+    def build(name: str, recipe: dict, assets: Path | None) -> Extractor:
         from hotspot_erc.features.text import TextExtractor
 
         return TextExtractor.from_recipe(recipe, setting)
     return build
 
 
-def _tuned(name: str, recipe: dict) -> Extractor:
+def _tuned(name: str, recipe: dict, assets: Path | None) -> Extractor:
     from hotspot_erc.features.text_tuning import TunedTextExtractor
 
-    return TunedTextExtractor.from_recipe(recipe)
+    return TunedTextExtractor.from_recipe(recipe, assets)
 
 
-def _audio(name: str, recipe: dict) -> Extractor:
+def _tuned_assets(recipe: dict) -> dict[str, Path]:
+    from hotspot_erc.features.text_tuning import carried_files
+
+    return carried_files(recipe)
+
+
+def _given(name: str, recipe: dict, assets: Path | None) -> Extractor:
+    return GivenFeatures.from_recipe(name, recipe)
+
+
+def _audio(name: str, recipe: dict, assets: Path | None) -> Extractor:
     from hotspot_erc.features.audio import AudioExtractor
 
     return AudioExtractor.from_recipe(recipe)
 
 
-def _video(name: str, recipe: dict) -> Extractor:
+def _video(name: str, recipe: dict, assets: Path | None) -> Extractor:
     from hotspot_erc.features.video import VideoExtractor
 
     return VideoExtractor.from_recipe(recipe)
@@ -162,27 +179,30 @@ def _video(name: str, recipe: dict) -> Extractor:
 
 @dataclass(frozen=True)
 class Registered:
-    """One registry entry: the modality it makes (None: any), how to build it from a recipe, and
-    whether its features are measurements in physical units (Hz, dB, pixels), which a model
-    standardises with training-split statistics, unlike embeddings or generated features.
+    """One registry entry: the modality it makes (None: any), how to build it from a recipe and
+    its assets folder (None when there is none), whether its features are measurements in
+    physical units (Hz, dB, pixels), which a model standardises with training-split statistics,
+    unlike embeddings or generated features, and which files a checkpoint must carry for it
+    (``assets``: recipe -> {name inside the assets folder: file here}; None: none).
 
     ``build`` imports its module only when called, so reading the registry loads no model code.
     """
 
     modality: str | None
-    build: Callable[[str, dict], Extractor]
+    build: Callable[[str, dict, Path | None], Extractor]
     measured: bool = False
+    assets: Callable[[dict], dict[str, Path]] | None = None
 
 
 EXTRACTORS: dict[str, Registered] = {
     "text-minilm": Registered("text", _text("minilm")),
     "text-large": Registered("text", _text("large")),
-    "text-tuned": Registered("text", _tuned),
+    "text-tuned": Registered("text", _tuned, assets=_tuned_assets),
     "audio-prosody": Registered("audio", _audio, measured=True),
     "video-face": Registered("video", _video, measured=True),
-    "synthetic": Registered(None, GivenFeatures.from_recipe),
-    "corect-pack": Registered(None, GivenFeatures.from_recipe),
-    "mmgcn-pack": Registered(None, GivenFeatures.from_recipe),
+    "synthetic": Registered(None, _given),
+    "corect-pack": Registered(None, _given),
+    "mmgcn-pack": Registered(None, _given),
 }
 
 
@@ -194,29 +214,46 @@ def is_measured(name: str) -> bool:
     return entry.measured if entry is not None else name.startswith(TABLE_EXTRACTOR_PREFIX)
 
 
-def build_extractor(name: str, recipe: dict) -> Extractor:
-    """The registered extractor ``name`` configured by ``recipe``; an unknown name or an option
-    this version does not know is a :class:`RecipeError`."""
+def build_extractor(name: str, recipe: dict, assets: Path | None = None) -> Extractor:
+    """The registered extractor ``name`` configured by ``recipe``, with the files a checkpoint
+    carried for it in ``assets``; an unknown name or an option this version does not know is a
+    :class:`RecipeError`."""
     entry = EXTRACTORS.get(name)
     if entry is None:
         raise RecipeError(f"unknown extractor {name!r}; registered: {', '.join(EXTRACTORS)}")
     try:
-        return entry.build(name, recipe)
+        return entry.build(name, recipe, assets)
     except RecipeError:
         raise
     except (TypeError, ValueError) as error:
         raise RecipeError(f"extractor {name!r}: recipe {recipe} is refused: {error}") from None
 
 
-def extractors_for(feature_spec: FeatureSpec) -> dict[str, Extractor]:
-    """The extractors that make ``feature_spec``'s features, by modality, rebuilt in one call.
+def extractor_assets(feature_spec: FeatureSpec) -> dict[str, dict[str, Path]]:
+    """The files a checkpoint of ``feature_spec`` carries, by modality: ``{modality: {name in
+    assets/<modality>/: file here}}``; modalities whose extractor needs none are left out."""
+    carried = {}
+    for modality, spec in feature_spec.modalities.items():
+        entry = EXTRACTORS.get(spec.extractor)
+        if entry is not None and entry.assets is not None:
+            files = entry.assets(spec.recipe)
+            if files:
+                carried[modality] = files
+    return carried
+
+
+def extractors_for(feature_spec: FeatureSpec, assets: Path | None = None
+                   ) -> dict[str, Extractor]:
+    """The extractors that make ``feature_spec``'s features, by modality, rebuilt in one call;
+    ``assets`` is a checkpoint's assets folder (each extractor gets its modality's subfolder).
 
     Speaker normalisation is a recipe entry applied after extraction
     (:mod:`hotspot_erc.data.speaker_norm`), so it is left out of the rebuilt recipes.
     """
     extractors = {}
     for modality, spec in feature_spec.modalities.items():
-        extractor = build_extractor(spec.extractor, without_speaker_norm(spec).recipe)
+        own = assets / modality if assets is not None and (assets / modality).is_dir() else None
+        extractor = build_extractor(spec.extractor, without_speaker_norm(spec).recipe, own)
         if extractor.modality not in (None, modality):
             raise RecipeError(f"modality {modality!r}: extractor {spec.extractor!r} makes "
                               f"{extractor.modality} features")

@@ -493,7 +493,8 @@ class TunedTextExtractor:
     A new conversation was in no fold's training data, so it gets what validation and test
     utterances get: the token states averaged over all fold encoders, read in the context of its
     preceding ``context`` turns. The encoders are those :func:`tuned_text_dataset` tuned for the
-    recipe, found under :func:`tuned_folder`; the recipe names them exactly (corpus digest,
+    recipe: adapters carried in the checkpoint's ``assets`` folder (:func:`carried_files`), else
+    the cache, under :func:`tuned_folder`; the recipe names them exactly (corpus digest,
     tuning, package versions), so no other encoders can stand in for them.
     """
 
@@ -502,23 +503,28 @@ class TunedTextExtractor:
     modality = "text"
     extracts = True
 
-    def __init__(self, recipe: dict, cache_dir: str | os.PathLike | None = None) -> None:
+    def __init__(self, recipe: dict, assets: str | os.PathLike | None = None,
+                 cache_dir: str | os.PathLike | None = None) -> None:
         self._recipe = dict(recipe)
         self.config = TuningConfig(**recipe["tuning"])
         self.use_nrc = "nrc" in recipe["lexicons"]
-        self.folder = tuned_folder(recipe, cache_dir) / "encoders"
+        cached = tuned_folder(recipe, cache_dir) / "encoders"
+        carried = Path(assets) if assets is not None else None
+        self.folder = (carried if carried is not None and all(
+            (carried / name).is_file() for name in _fold_files(self.config)) else cached)
         self._encoders: list | None = None
         self._tokenizer = None
 
     @classmethod
-    def from_recipe(cls, recipe: dict) -> TunedTextExtractor:
+    def from_recipe(cls, recipe: dict, assets: str | os.PathLike | None = None
+                    ) -> TunedTextExtractor:
         from hotspot_erc.features.registry import recipe_options
 
         options = recipe_options(recipe, TUNED_NAME, RECIPE_FIELDS)
         if not isinstance(options["tuning"], dict):
             raise ValueError(f"tuning: expected an object, got {options['tuning']!r}")
         TuningConfig(**options["tuning"])  # an unknown tuning field is refused here
-        return cls(recipe)
+        return cls(recipe, assets)
 
     @property
     def context(self) -> int:
@@ -576,3 +582,18 @@ class TunedTextExtractor:
         which texts alone do not carry (use :meth:`extract_conversations`)."""
         raise TypeError("text-tuned features need the speakers and preceding turns: call "
                         "extract_conversations(dialogues), not extract_dialogue(texts)")
+
+
+def _fold_files(config: TuningConfig) -> list[str]:
+    return [f"fold{fold}/weights.safetensors" for fold in range(config.folds)]
+
+
+def carried_files(recipe: dict, cache_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+    """The files a checkpoint carries for tuned text (``{name in its assets folder: file in the
+    cache}``): each fold's adapter (about 1 MB); nothing for wholly tuned encoders (90 MB each,
+    left in the cache)."""
+    config = TuningConfig(**recipe["tuning"])
+    if not config.adapter_rank:
+        return {}
+    folder = tuned_folder(recipe, cache_dir) / "encoders"
+    return {name: folder / name for name in _fold_files(config)}
