@@ -95,11 +95,10 @@ def _show_pretrained(pattern: str) -> int:
     """The shipped models: what each was trained on, its labels, modalities, scores, licence."""
     import fnmatch
 
-    from hotspot_erc.engine.checkpoint import load_checkpoint
-    from hotspot_erc.engine.pretrained import PRETRAINED, pretrained_folder, pretrained_names
+    from hotspot_erc.engine.pretrained import PRETRAINED, pretrained_card, pretrained_names
 
     for name in fnmatch.filter(pretrained_names(), pattern):
-        model, card = PRETRAINED[name], load_checkpoint(pretrained_folder(name)).card
+        model, card = PRETRAINED[name], pretrained_card(name)
         _echo(f"{name}: {model.summary}")
         for line in card.summary_lines():
             _echo(f"  {line}")
@@ -108,13 +107,21 @@ def _show_pretrained(pattern: str) -> int:
     return 0
 
 
-def _checkpoint_folder(args: argparse.Namespace) -> str:
-    """The checkpoint a command runs: ``--checkpoint RUN`` or a shipped ``--model NAME``."""
+def _checkpoint_folder(args: argparse.Namespace, fused: bool = False) -> str:
+    """The checkpoint a command runs: ``--checkpoint RUN`` or a shipped ``--model NAME``; a
+    fused model (:mod:`hotspot_erc.engine.fusion`) only where ``fused`` (``predict``)."""
+    folder = args.checkpoint
     if args.model is not None:
         from hotspot_erc.engine.pretrained import pretrained_folder
 
-        return str(pretrained_folder(args.model))
-    return args.checkpoint
+        folder = str(pretrained_folder(args.model))
+    from hotspot_erc.engine.fusion import is_fusion
+
+    if not fused and is_fusion(folder):
+        raise ValueError(f"{args.model or folder} is a fused model (fusion.json): only "
+                         "`predict` runs one; this command needs a single checkpoint, such as "
+                         "one of its members")
+    return folder
 
 
 def _model_source(parser: argparse.ArgumentParser) -> None:
@@ -285,13 +292,13 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from hotspot_erc.engine.batch_predict import load_conversations, predict_many
-    from hotspot_erc.engine.predict import Predictor
+    from hotspot_erc.engine.predict import load_predictor
 
     # Every transcript is read, and every recording probed, before the model loads.
     conversations = load_conversations(args.transcript, args.transcript_format, media=args.media,
                                        audio=args.audio, video=args.video,
                                        media_folder=args.media_folder)
-    predictor = Predictor.load(_checkpoint_folder(args), workers=args.workers)
+    predictor = load_predictor(_checkpoint_folder(args, fused=True), workers=args.workers)
     several = len(conversations) > 1
 
     def show(conversation, prediction, paths: dict) -> None:

@@ -110,12 +110,17 @@ class Predictor:
         return cls(load_checkpoint(folder), workers=workers)
 
     @classmethod
-    def from_pretrained(cls, name: str, workers: int = 2) -> Predictor:
+    def from_pretrained(cls, name: str, workers: int = 2):
         """A model that ships with the package (:mod:`hotspot_erc.engine.pretrained`), e.g.
-        ``"meld-text"``; ``hotspot-erc models --pretrained`` lists them."""
+        ``"meld-text"``; ``hotspot-erc models --pretrained`` lists them. A fused one
+        (``"text-audio"``) is a :class:`~hotspot_erc.engine.fusion.FusedPredictor`."""
         from hotspot_erc.engine.pretrained import pretrained_folder
 
-        return cls.load(pretrained_folder(name), workers=workers)
+        return load_predictor(pretrained_folder(name), workers=workers)
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.checkpoint.label_names)
 
     @property
     def card(self) -> ModelCard | None:
@@ -304,6 +309,16 @@ class Predictor:
             timings={"model_s": round(model_seconds, 4),
                      "evidence_s": round(time.perf_counter() - began - model_seconds, 4)},
             model_card=self.card)
+
+
+def load_predictor(folder: str | os.PathLike, workers: int = 2):
+    """The predictor of ``folder``: a :class:`Predictor` for a checkpoint, a
+    :class:`~hotspot_erc.engine.fusion.FusedPredictor` for a fused model (``fusion.json``)."""
+    from hotspot_erc.engine.fusion import FusedPredictor, is_fusion
+
+    if is_fusion(folder):
+        return FusedPredictor.load(folder, workers=workers)
+    return Predictor.load(folder, workers=workers)
 
 
 def failure_notice(failure: Failure, utterances: int) -> str:

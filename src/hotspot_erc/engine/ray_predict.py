@@ -33,7 +33,7 @@ from hotspot_erc.engine.batch_predict import (
     csv_rows,
     write_csv,
 )
-from hotspot_erc.engine.predict import Predictor
+from hotspot_erc.engine.predict import Predictor, load_predictor
 from hotspot_erc.engine.prediction import ConversationPrediction
 from hotspot_erc.features.ray_engine import IN_FLIGHT_PER_ACTOR, ray_session, start_actors
 
@@ -41,10 +41,16 @@ from hotspot_erc.features.ray_engine import IN_FLIGHT_PER_ACTOR, ray_session, st
 def predictor_loader(predictor: Predictor) -> Callable[[], Predictor]:
     """What an actor calls to load its own copy of ``predictor``: its checkpoint folder read
     again, extracting in the actor's process (``workers=1``)."""
-    if predictor.checkpoint.path is None:
-        raise ValueError("predict on Ray: the predictor's checkpoint has no folder to load "
-                         "from (load it with Predictor.load)")
-    return functools.partial(Predictor.load, str(predictor.checkpoint.path), workers=1)
+    from hotspot_erc.engine.fusion import FusedPredictor
+
+    if isinstance(predictor, FusedPredictor):
+        path = predictor.path
+    else:
+        path = predictor.checkpoint.path
+    if path is None:
+        raise ValueError("predict on Ray: the predictor has no folder to load from (load it "
+                         "with Predictor.load or load_predictor)")
+    return functools.partial(load_predictor, str(path), workers=1)
 
 
 class PredictionActor:
