@@ -36,9 +36,12 @@ uninterrupted run's (the extractors are deterministic).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import importlib.machinery
 import multiprocessing
 import os
+import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -331,9 +334,11 @@ class _MediaRunner:
             self.pool = ProcessPoolExecutor(
                 max_workers=self.config.workers, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_worker_init, initargs=(self.extractors,))
-            for _ in range(2 * self.config.workers):
-                if not self._submit_next():
-                    break
+            # The pool starts a worker per submission until it has them all: here, all at once.
+            with workers_skip_the_calling_script():
+                for _ in range(2 * self.config.workers):
+                    if not self._submit_next():
+                        break
         return self
 
     def __exit__(self, *exc) -> None:
@@ -366,6 +371,30 @@ class _MediaRunner:
                 "worker starts by importing that script again, and without the guard reruns it "
                 "instead of working. Otherwise the worker was killed (out of memory?); "
                 "workers=1 (--workers 1) extracts in this process.") from error
+
+
+@contextlib.contextmanager
+def workers_skip_the_calling_script():
+    """While worker processes start inside it, they do not run the calling script.
+
+    A spawned worker first imports the parent's ``__main__`` (the user's script) as
+    ``__mp_main__``: a plain script without an ``if __name__ == "__main__":`` guard would then
+    rerun its own prediction in every worker. Our workers need nothing from that script (their
+    tasks and extractors are pickled by reference to this package), so while they start, the
+    script's module is named after this one (a ``__spec__``, which multiprocessing prefers to
+    the file path) and each worker imports this module instead. Scripts run as modules
+    (``python -m``, console entry points) already carry a ``__spec__`` and are left alone.
+    """
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None \
+            or not getattr(main, "__file__", None):
+        yield
+        return
+    main.__spec__ = importlib.machinery.ModuleSpec(__name__, None)
+    try:
+        yield
+    finally:
+        main.__spec__ = None
 
 
 def _worker_task(dialogue: Dialogue, modality: str, config: ExtractConfig):
