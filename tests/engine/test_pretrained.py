@@ -78,3 +78,18 @@ def test_the_command_line_lists_and_runs_a_shipped_model(tmp_path, capsys):
     labels = json.loads((pretrained_folder("meld-text") / "checkpoint.json").read_text())[
         "label_names"]
     assert len(rows) == 2 and all(row["label"] in labels for row in rows)
+
+
+def test_the_readme_example_transcript_runs_with_the_shipped_text_model(tmp_path, capsys):
+    from pathlib import Path
+
+    from hotspot_erc.cli import main
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "dinner.srt"
+    assert main(["predict", "--model", "meld-text", "--transcript", str(example), "--out",
+                 str(tmp_path), "--quiet"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text()
+            .splitlines()]
+    assert [row["speaker"] for row in rows] == ["Maya", "Sam"] * 5
+    printed = capsys.readouterr().out
+    assert "Maya       neutral" in printed  # the README shows this output
