@@ -155,3 +155,16 @@ def test_embedded_figures_decode(report, dumped, parse_page):
                       for e in parse_page(dumped.stdout).find("img"))
     saved = sorted(p.read_bytes() for p in (report.parent / "figures").iterdir())
     assert embedded == saved and len(saved) == 11  # curves only: the timeline is HTML
+
+
+def test_a_report_with_players_loads_cleanly(example_conversation, tmp_path):
+    from hotspot_erc.features.synth_media import silence, write_wav
+
+    conversation = example_conversation()
+    write_wav(tmp_path / "call.wav", silence(1.0))
+    conversation.media = {"audio": str(tmp_path / "call.wav")}
+    page = write_report(conversation, tmp_path / "report", figures=False)
+    result = run_chromium(["--dump-dom", page.as_uri()], tmp_path / "profile")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert console_messages(result.stderr) == []
+    assert '<audio class="playback" controls="" preload="none" src="../call.wav#t=' in result.stdout

@@ -479,3 +479,30 @@ def test_a_warning_box_when_the_model_may_not_suit_the_input(conversation, parse
     (warning,) = [e for e in dom.find(cls="warning") if e.inside("model-card")]
     assert warning.content().startswith("Warning: ")
     assert expected.replace("kinds of", "kind of") in warning.content()
+
+
+def test_a_report_beside_the_recording_plays_each_utterances_span(example_conversation,
+                                                                 tmp_path, parse_page):
+    from hotspot_erc.features.synth_media import silence, write_wav
+
+    conversation = example_conversation()
+    recording = tmp_path / "media" / "call one.wav"  # a space: the URL must quote it
+    recording.parent.mkdir()
+    write_wav(recording, silence(1.0))
+    conversation.media = {"audio": str(recording)}
+    page = write_report(conversation, tmp_path / "out", figures=False).read_text()
+    players = parse_page(page).find("audio")
+    timed = [u for u in conversation.utterances if u.start is not None and u.end is not None]
+    assert len(players) == len(timed) > 0
+    first = timed[0]
+    assert players[0].attrs["src"] == (f"../media/call%20one.wav#t={first.start:.2f},"
+                                       f"{first.end:.2f}")
+    assert "controls" in players[0].attrs and players[0].attrs["preload"] == "none"
+    [policy] = [m.attrs["content"] for m in parse_page(page).find("meta")
+                if m.attrs.get("http-equiv") == "Content-Security-Policy"]
+    assert policy.startswith("default-src 'none'") and "media-src 'self' file:" in policy
+    # Served pages and missing files get no player, and keep the strict policy.
+    assert "<audio" not in render_report(conversation, figures=False)
+    conversation.media = {"audio": str(tmp_path / "gone.wav")}
+    page = write_report(conversation, tmp_path / "out2", figures=False).read_text()
+    assert "<audio" not in page and "media-src" not in page

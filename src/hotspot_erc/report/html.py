@@ -22,14 +22,19 @@ reads top to bottom:
    peak weight reaches ``HOTSPOT_MIN_WEIGHT`` (0.2), the mean gate; one line naming the
    modalities the model reads that this utterance lacks (those no utterance has are said once,
    in the model card panel); and the aligner experts chosen per modality pair (left out when
-   the input brought fewer than two modalities: there is nothing to align).
+   the input brought fewer than two modalities: there is nothing to align); when the report is
+   written beside a conversation whose recording is at hand, a player for the utterance's
+   span (``<video>``, or ``<audio>`` for a sound file, with a media fragment ``#t=start,end``
+   on the recording's path relative to the page).
 
 Self-contained and inert: figures are ``data:`` URIs, the style sheet is inline, there is no
 script and no remote resource, and a Content-Security-Policy (``default-src 'none'``) forbids
-scripts even if markup ever slipped through. The template is rendered with autoescaping, so
-every string taken from the input (transcript, tokens, speakers, ids, labels, notices, paths,
-card fields, expert names) is HTML-escaped; only numbers (checked as numbers by
-:func:`~.conversation.check_conversation`, formatted here) and the fixed palette reach CSS.
+scripts even if markup ever slipped through; with players it allows media from local files and
+the page's own origin only (``media-src 'self' file:``), never from elsewhere. The template is
+rendered with autoescaping, so every string taken from the input (transcript, tokens, speakers,
+ids, labels, notices, paths, card fields, expert names) is HTML-escaped; only numbers (checked
+as numbers by :func:`~.conversation.check_conversation`, formatted here) and the fixed palette
+reach CSS.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import base64
 import math
 import os
 import re
+import urllib.parse
 from pathlib import Path
 
 import jinja2
@@ -76,6 +82,7 @@ _GLUE_RIGHT = set("([{'\u2019-$#")
 _OWN_FIGURE = re.compile(r"^(timeline|u\d{3,}-(audio|video))\.png$")
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+CSP_WITH_PLAYERS = f"{CSP}; media-src 'self' file:"
 
 _ENVIRONMENT = jinja2.Environment(
     loader=jinja2.PackageLoader("hotspot_erc.report", "templates"), autoescape=True,
@@ -178,9 +185,32 @@ def _routing(utterance: UtterancePrediction) -> list[dict]:
     return rows
 
 
+def _players(conversation: ConversationPrediction, folder: Path | None) -> dict | None:
+    """The recording a page written in ``folder`` can play (``{"element": "video"|"audio",
+    "path": relative URL}``): the conversation's video, else its audio, when that file exists;
+    None without a folder or a file."""
+    if folder is None:
+        return None
+    for modality in ("video", "audio"):
+        path = conversation.media.get(modality)
+        if path and Path(path).is_file():
+            element = modality  # <audio> plays the sound of a video file too
+            relative = os.path.relpath(Path(path).resolve(), Path(folder).resolve())
+            return {"element": element, "path": urllib.parse.quote(Path(relative).as_posix())}
+    return None
+
+
+def _playback(player: dict | None, utterance: UtterancePrediction) -> dict | None:
+    """The player of one utterance's span (``#t=start,end``), or None without times."""
+    if player is None or utterance.start is None or utterance.end is None:
+        return None
+    return {"element": player["element"],
+            "src": f"{player['path']}#t={utterance.start:.2f},{utterance.end:.2f}"}
+
+
 def _card(index: int, utterance: UtterancePrediction, label_names: list[str],
           colours: dict[str, str], shown: list[str], missing: list[str],
-          curves: dict[str, bytes]) -> dict:
+          curves: dict[str, bytes], player: dict | None = None) -> dict:
     """The view of one utterance's card; ``shown`` are the modalities that get a panel when
     present, ``missing`` those this utterance lacks that get the one-line notice."""
     colour = colours[utterance.label]
@@ -193,13 +223,16 @@ def _card(index: int, utterance: UtterancePrediction, label_names: list[str],
                            "value": float(utterance.probabilities.get(name, 0.0)),
                            "predicted": name == utterance.label} for name in label_names],
         "text": utterance.text, "panels": [panel for panel in panels if panel is not None],
-        "missing": missing, "routing": _routing(utterance)}
+        "missing": missing, "routing": _routing(utterance),
+        "playback": _playback(player, utterance)}
 
 
 # -- page ---------------------------------------------------------------------------------------
 
-def _build(conversation: ConversationPrediction, figures: bool) -> tuple[str, dict[str, bytes]]:
-    """The page and the PNGs it embeds, by file name."""
+def _build(conversation: ConversationPrediction, figures: bool, folder: Path | None = None
+           ) -> tuple[str, dict[str, bytes]]:
+    """The page and the PNGs it embeds, by file name; ``folder``, where the page will be
+    written, gets players for the recording (:func:`_players`)."""
     check_conversation(conversation)
     colours = label_colours(conversation.label_names)
     pngs: dict[str, bytes] = {}
@@ -213,6 +246,7 @@ def _build(conversation: ConversationPrediction, figures: bool) -> tuple[str, di
             figures = False
             own_notices.append(f"figures left out: {error} (pip install matplotlib)")
     origin = provenance(conversation)
+    player = _players(conversation, folder)
     cards = []
     for index, utterance in enumerate(conversation.utterances):
         curves = {}
@@ -223,9 +257,10 @@ def _build(conversation: ConversationPrediction, figures: bool) -> tuple[str, di
         # A modality no utterance has is said once, in the model card panel.
         missing = [m for m in origin.received if modality_evidence(utterance, m) is None]
         cards.append(_card(index, utterance, conversation.label_names, colours,
-                           origin.received, missing, curves))
+                           origin.received, missing, curves, player))
     page = _ENVIRONMENT.get_template(TEMPLATE).render(
-        csp=CSP, conversation=conversation, provenance=origin,
+        csp=CSP if player is None else CSP_WITH_PLAYERS, conversation=conversation,
+        provenance=origin,
         notices=[*conversation.notices, *own_notices],
         legend=[{"name": name, "colour": colour, "ink": ink_on(colour)}
                 for name, colour in colours.items()],
@@ -237,20 +272,22 @@ def _build(conversation: ConversationPrediction, figures: bool) -> tuple[str, di
 
 
 def render_report(conversation: ConversationPrediction, figures: bool = True) -> str:
-    """The report page as a string; ``figures=False`` leaves out the PNGs (faster, smaller)."""
+    """The report page as a string; ``figures=False`` leaves out the PNGs (faster, smaller).
+    It has no players: a page that is not a file has no recording beside it."""
     return _build(conversation, figures)[0]
 
 
 def write_report(conversation: ConversationPrediction, folder: str | os.PathLike,
                  figures: bool = True) -> Path:
     """Write ``folder/report.html`` and, beside it, ``folder/figures/*.png`` (the same PNGs
-    the page embeds); every file atomically, the page last. Returns the page's path.
+    the page embeds); every file atomically, the page last. Returns the page's path. The page
+    plays each utterance's span of the conversation's recording when that file exists.
 
     Figures this function wrote for an earlier, longer conversation (or an older report's
     timeline figure) are removed, so the folder never shows a figure that is not in the page.
     """
-    page, pngs = _build(conversation, figures)
     folder = Path(folder)
+    page, pngs = _build(conversation, figures, folder)
     figure_folder = folder / FIGURE_FOLDER
     for name, png in pngs.items():
         with atomic_open(figure_folder / name, "wb") as stream:
