@@ -408,3 +408,52 @@ def test_real_ravdess_flac_at_48k_and_crema_flv(shared_data):
     video = read_frames(flv, fps=5, end=1.0, width=160)
     assert video.frames.shape == (5, 120, 160, 3)
     assert video.frames.std() > 10  # a picture, not a flat frame
+
+
+@pytest.mark.parametrize("name", ["mp4", "flv", "stereo", "mp3", "flac"])
+def test_without_system_ffmpeg_the_wheels_stand_in(media, name, monkeypatch):
+    """No ffmpeg or ffprobe on PATH (a machine without root): probing goes through PyAV and
+    decoding through imageio-ffmpeg's binary, with the same results."""
+    pytest.importorskip("av")
+    pytest.importorskip("imageio_ffmpeg")
+    from hotspot_erc.features import decode
+
+    system_info = probe(media[name])
+    system_audio = load_audio(media[name])
+    real_which = decode.shutil.which
+    monkeypatch.setattr(decode.shutil, "which",
+                        lambda tool: None if tool in ("ffmpeg", "ffprobe") else real_which(tool))
+    assert decode._tool("ffmpeg") != real_which("ffmpeg")
+    info = probe(media[name])
+    assert (info.has_audio, info.has_video, info.width, info.height, info.audio_rate) == (
+        system_info.has_audio, system_info.has_video, system_info.width, system_info.height,
+        system_info.audio_rate)
+    # Containers state a duration; ffprobe and PyAV may read it with or without the audio
+    # codec's padding (mp4: 4.104 against 4.0 s).
+    assert info.duration == pytest.approx(system_info.duration, abs=0.15)
+    assert (info.fps is None) == (system_info.fps is None)
+    if info.fps is not None:
+        assert info.fps == pytest.approx(system_info.fps, rel=1e-3)
+    audio = load_audio(media[name])
+    # Another FFmpeg release may trim an encoder's priming samples (mp3: 512 at 16 kHz) that
+    # the system's keeps: compare the tracks at their best alignment.
+    assert abs(len(audio) - len(system_audio)) <= 0.05 * SAMPLE_RATE
+    from scipy.signal import correlate
+
+    match = correlate(audio, system_audio, mode="full", method="fft")
+    best = match.max() / (np.linalg.norm(audio) * np.linalg.norm(system_audio))
+    assert best > 0.99
+    if info.has_video:
+        np.testing.assert_allclose(read_frames(media[name], fps=VIDEO_FPS).frames.mean(),
+                                   media["frames"].mean(), atol=3)
+
+
+def test_a_file_no_tool_can_read_is_a_media_error_either_way(tmp_path, monkeypatch):
+    pytest.importorskip("av")
+    from hotspot_erc.features import decode
+
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00\x01not a container" * 100)
+    monkeypatch.setattr(decode.shutil, "which", lambda tool: None)
+    with pytest.raises(MediaError, match="junk.mp4"):
+        probe(junk)

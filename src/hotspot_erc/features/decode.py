@@ -82,9 +82,19 @@ class VideoFrames:
 
 
 def _tool(name: str) -> str:
+    """The system's ``ffmpeg``/``ffprobe``; without a system ffmpeg, the one inside the
+    ``imageio-ffmpeg`` wheel (installed with the media extra, so no root is needed)."""
     found = shutil.which(name)
+    if found is None and name == "ffmpeg":
+        try:
+            import imageio_ffmpeg
+
+            found = imageio_ffmpeg.get_ffmpeg_exe()
+        except (ImportError, RuntimeError):
+            found = None
     if found is None:
-        raise MediaError(name, f"{name} is not installed (bash install.sh media installs it)")
+        raise MediaError(name, f"{name} is not installed (pip install 'hotspot-erc[media]' "
+                               "or bash install.sh media installs it)")
     return found
 
 
@@ -162,9 +172,12 @@ def _rate(text: str | None) -> float | None:
 
 
 def probe(path: str | os.PathLike) -> MediaInfo:
-    """Streams and duration of a media file (ffprobe)."""
+    """Streams and duration of a media file: ffprobe, or PyAV (FFmpeg's libraries, from its
+    wheel) where no ffprobe is installed."""
     path = _check_file(path)
     _check_audio_header(path)
+    if shutil.which("ffprobe") is None:
+        return _probe_with_pyav(path)
     output = _run([_tool("ffprobe"), "-v", "error", "-print_format", "json", "-show_format",
                    "-show_streams", str(path)], path, "the container")
     data = json.loads(output.decode() or "{}")
@@ -182,6 +195,33 @@ def probe(path: str | os.PathLike) -> MediaInfo:
         width=int(video["width"]) if video and "width" in video else None,
         height=int(video["height"]) if video and "height" in video else None,
         audio_rate=int(audio["sample_rate"]) if audio and "sample_rate" in audio else None)
+
+
+def _probe_with_pyav(path: Path) -> MediaInfo:
+    """:func:`probe` through PyAV: the same container fields ffprobe reports."""
+    try:
+        import av
+    except ImportError:
+        raise MediaError(path, "neither ffprobe nor PyAV is installed (pip install "
+                               "'hotspot-erc[media]')") from None
+    try:
+        with av.open(str(path)) as container:
+            audio = next(iter(container.streams.audio), None)
+            video = next((s for s in container.streams.video
+                          if not s.disposition & av.stream.Disposition.attached_pic), None)
+            if audio is None and video is None:
+                raise MediaError(path, "no audio or video stream")
+            rate = video.average_rate or video.guessed_rate if video is not None else None
+            return MediaInfo(
+                path=str(path),
+                duration=container.duration / av.time_base if container.duration else None,
+                has_audio=audio is not None, has_video=video is not None,
+                fps=float(rate) if rate else None,
+                width=video.codec_context.width or None if video is not None else None,
+                height=video.codec_context.height or None if video is not None else None,
+                audio_rate=audio.codec_context.sample_rate or None if audio else None)
+    except av.error.FFmpegError as error:
+        raise MediaError(path, f"the container could not be read ({error})") from None
 
 
 def _check_times(path: Path, start: float | None, end: float | None) -> None:
