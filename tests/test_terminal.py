@@ -28,3 +28,22 @@ def test_ordinary_text_is_unchanged():
 def test_escaping_twice_changes_nothing_more():
     once = printable("\x1b[0m\n")
     assert printable(once) == once
+
+
+def test_native_log_output_is_hidden_unless_verbose(capfd, monkeypatch):
+    import os
+
+    from hotspot_erc.cli import main
+    from hotspot_erc.features.video import _native_stderr_silenced
+    from hotspot_erc.terminal import VERBOSE_ENV, verbose
+
+    monkeypatch.setenv(VERBOSE_ENV, "0")  # and restored after the test, as main() sets it
+    assert not verbose()
+    with _native_stderr_silenced():
+        os.write(2, b"W0000 inference_feedback_manager.cc: feedback\n")
+    assert "feedback" not in capfd.readouterr().err
+    assert main(["--verbose", "models"]) == 0  # the flag sets it for this process and workers
+    assert verbose() and os.environ[VERBOSE_ENV] == "1"
+    with _native_stderr_silenced():
+        os.write(2, b"W0000 inference_feedback_manager.cc: feedback\n")
+    assert "feedback" in capfd.readouterr().err

@@ -19,7 +19,7 @@ from pathlib import Path
 from hotspot_erc.data.corpora import FORMATS
 from hotspot_erc.data.dialogue import DataFormatError
 from hotspot_erc.features.text_tuning import TUNING_SETTINGS
-from hotspot_erc.terminal import printable
+from hotspot_erc.terminal import VERBOSE_ENV, printable
 
 
 def _echo(text: str = "") -> None:
@@ -588,6 +588,9 @@ def build_parser() -> argparse.ArgumentParser:
                "  hotspot-erc COMMAND --help     (its options, defaults and examples)",
         formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show the third-party log output hidden by default (TFLite and "
+                             "MediaPipe messages, model-loading progress bars)")
     commands = parser.add_subparsers(dest="command", required=True)
     dataset, training, quiet, seed, workers, epochs, threads = (
         _parent(build) for build in (_dataset_options, _training_options, _quiet_option,
@@ -876,6 +879,8 @@ def _os_error_line(error: OSError) -> str:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = build_parser().parse_args(argv)
+    if args.verbose:
+        os.environ[VERBOSE_ENV] = "1"
     from hotspot_erc.features.decode import MediaError
 
     try:

@@ -1,4 +1,5 @@
-"""Text from input files made safe to print on a terminal.
+"""Text from input files made safe to print on a terminal, and whether third-party log output
+reaches it (:func:`verbose`).
 
 Speaker names, transcripts, labels and dataset names come from files the user did not write. A
 control character in them is an instruction to the terminal, not text: ``\\x1b[2J`` clears the
@@ -8,6 +9,7 @@ hyperlink. :func:`printable` shows every such character as a visible escape inst
 
 from __future__ import annotations
 
+import os
 import re
 
 # C0 controls (tab and newline included: one printed field must stay one field on one line), DEL,
@@ -25,3 +27,14 @@ def printable(text: str) -> str:
 def _escape(match: re.Match) -> str:
     code = ord(match.group())
     return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+VERBOSE_ENV = "HOTSPOT_ERC_VERBOSE"
+
+
+def verbose() -> bool:
+    """Whether third-party log output is wanted (``hotspot-erc --verbose``, or
+    ``HOTSPOT_ERC_VERBOSE=1``; an environment variable, so worker processes inherit it). By
+    default the native TFLite/MediaPipe messages and the model-loading progress bars are hidden:
+    they say nothing a user can act on and bury the command's own output."""
+    return os.environ.get(VERBOSE_ENV, "") not in ("", "0")

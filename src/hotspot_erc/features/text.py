@@ -130,7 +130,10 @@ def _load_sentence_transformer(folder: Path):
         raise ImportError(f"package sentence-transformers is missing: {_INSTALL_HINT}") from error
     from transformers.utils import logging as transformers_logging
 
-    transformers_logging.disable_progress_bar()  # no "Loading weights" bar for a local folder
+    from hotspot_erc.terminal import verbose
+
+    if not verbose():
+        transformers_logging.disable_progress_bar()  # no "Loading weights" bar for a folder
     encoder = SentenceTransformer(str(folder), device="cpu")
     if not encoder.tokenizer.is_fast:
         raise ImportError(f"the tokenizer in {folder} is not a fast tokenizer; character offsets "

@@ -177,7 +177,13 @@ class FrameFeatures:
 
 @contextlib.contextmanager
 def _native_stderr_silenced():
-    """Point file descriptor 2 at /dev/null for the duration (Python exceptions still raise)."""
+    """Point file descriptor 2 at /dev/null for the duration (Python exceptions still raise);
+    nothing is hidden when :func:`~hotspot_erc.terminal.verbose`."""
+    from hotspot_erc.terminal import verbose
+
+    if verbose():
+        yield
+        return
     sys.stderr.flush()
     saved = os.dup(2)
     sink = os.open(os.devnull, os.O_WRONLY)
