@@ -63,6 +63,8 @@ def with_hotspots(model: HotspotERC, scale: float = 0.5) -> HotspotERC:
     with torch.no_grad():
         for value in (model.hotspot_scales or {}).values():
             value.fill_(scale)
+        for linear in (model.hotspot_maps or {}).values():
+            linear.weight.copy_(scale * torch.eye(linear.weight.shape[0]))
     return model
 
 
@@ -240,36 +242,49 @@ def test_global_graph_nodes_keep_each_utterances_local_evidence_to_itself():
 
 # -- neutral start (issue 14): the hotspot path adds to what no_hgf computes -------------------
 
+@pytest.mark.parametrize("neutral_map", [False, True])
 @pytest.mark.parametrize("modalities", [("text",), ("text", "audio", "video")])
-def test_at_initialisation_full_computes_what_no_hgf_computes(dialogues, modalities):
-    """With the hotspot scales at zero, full's logits equal those of no_hgf holding the same
-    weights (its global projections as no_hgf's encoders), MoA and graph included."""
+def test_at_initialisation_full_computes_what_no_hgf_computes(dialogues, modalities,
+                                                              neutral_map):
+    """With the hotspot scales (or maps) at zero, full's logits equal those of no_hgf holding
+    the same weights (its global projections as no_hgf's encoders), MoA and graph included."""
     from hotspot_erc.model.variants import variant_config
 
     torch.manual_seed(0)
-    base = config_for(modalities, {"moa.num_experts": 4, "moa.top_k": 2, "neutral_start": True})
+    base = config_for(modalities, {"moa.num_experts": 4, "moa.top_k": 2, "neutral_start": True,
+                                   "neutral_map": neutral_map})
     full = HotspotERC(variant_config("full", base)).eval()
     no_hgf = HotspotERC(variant_config("no_hgf", base)).eval()
     shared = {name.replace("global_projections.", "encoders."): value
               for name, value in full.state_dict().items()
-              if not name.startswith(("encoders.", "hotspot_scales."))}
+              if not name.startswith(("encoders.", "hotspot_scales.", "hotspot_maps."))}
     no_hgf.load_state_dict(shared, strict=True)
     batch = batch_of(dialogues, modalities)
     with torch.no_grad():
         expected = no_hgf(batch).logits
         torch.testing.assert_close(full(batch).logits, expected, atol=1e-5, rtol=1e-5)
         # ...and the hotspot path does matter once its scale moves.
-        for scale in full.hotspot_scales.values():
-            scale.fill_(0.5)
+        with_hotspots(full, 0.5)
         assert not torch.allclose(full(batch).logits, expected, atol=1e-3)
 
 
-def test_the_hotspot_scales_learn_from_the_first_step(dialogues):
+@pytest.mark.parametrize("neutral_map", [False, True])
+def test_the_hotspot_path_learns_from_the_first_step(dialogues, neutral_map):
     torch.manual_seed(0)
-    model = HotspotERC(config_for(("text", "audio", "video"), {"neutral_start": True}))
+    model = HotspotERC(config_for(("text", "audio", "video"),
+                                  {"neutral_start": True, "neutral_map": neutral_map}))
     batch = batch_of(dialogues)
     model.loss(model(batch), batch.labels).backward()
-    assert all(float(scale.grad.abs().sum()) > 0 for scale in model.hotspot_scales.values())
+    grads = ([linear.weight.grad for linear in model.hotspot_maps.values()] if neutral_map
+             else [scale.grad for scale in model.hotspot_scales.values()])
+    assert all(float(g.abs().sum()) > 0 for g in grads)
+    if neutral_map:  # every entry of the map learns, not one number per channel
+        assert all(float((g != 0).float().mean()) > 0.9 for g in grads)
+
+
+def test_the_map_is_a_form_of_the_neutral_start():
+    with pytest.raises(ValueError, match="neutral_map: .*neutral_start=true"):
+        config_for(("text",), {"neutral_map": True})
 
 
 def test_without_the_neutral_start_the_model_is_the_plain_hgf_one():

@@ -5,7 +5,7 @@ and one section per block, each consumed by that block alone::
 
     ModelConfig   variant, input_dims, num_classes, hidden, heads, dropout, standardise,
                   use_hgf, use_moa, use_graph, pairwise_crossmodal, pairwise_layers,
-                  neutral_start, class_weights
+                  neutral_start, neutral_map, class_weights
       .hgf        HGFConfig    -> model/hgf.py   HotspotGatedFusion (one per modality)
       .moa        MoAConfig    -> model/moa.py   MixtureOfAligners and its balance loss
       .graph      GraphConfig  -> model/graph.py CrossModalGraph, model/dialogue_context.py
@@ -164,6 +164,9 @@ class ModelConfig:
     # The hotspot path as a zero-initialised residual over the global projection, with
     # edge-replicating aligners (model.py, "Neutral start").
     neutral_start: bool = False
+    # With the neutral start, the hotspot path enters through a zero-initialised linear map
+    # (H x H) instead of a per-channel scale (model.py, "Neutral start").
+    neutral_map: bool = False
     use_moa: bool = True
     use_graph: bool = True
     # CORECT's pairwise cross-modal transformers over the dialogue (the `corect` baseline); they
@@ -195,6 +198,9 @@ class ModelConfig:
         if self.class_weights is not None and len(self.class_weights) != self.num_classes:
             problems.append(f"class_weights: expected {self.num_classes} weights, got "
                             f"{len(self.class_weights)}")
+        if self.neutral_map and not self.neutral_start:
+            problems.append("neutral_map: it is the form of the neutral start; set "
+                            "neutral_start=true")
         if self.pairwise_crossmodal and not self.use_graph:
             problems.append("pairwise_crossmodal: the pairwise transformers feed the graph; "
                             "they need use_graph=true")

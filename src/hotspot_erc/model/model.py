@@ -3,7 +3,8 @@
 For every utterance ``i`` and modality ``m`` present in it::
 
     F[i,m]     = HGF_m(X[i,m], g[i,m], prior[i,m])      (Proj_m(g[i,m]) as one position without
-                 HGF; Proj_m(g[i,m]) + gamma_m * HGF_m(...) with the neutral start)
+                 HGF; Proj_m(g[i,m]) + gamma_m * HGF_m(...) with the neutral start, or
+                 Proj_m(g[i,m]) + HGF_m(...) W_m with its zero-initialised map)
     z_moa[i]   = [ MoA({F[i,m]})_m  |  e_m if m is missing ]_m    (concatenated over modalities)
     n[i,m]     = pool(F[i,m])   or  Proj'_m(g[i,m])  (option graph.nodes="global")
     n[i,m]     <- DialogueContext_m(n[., m], speakers)[i]                     (option)
@@ -12,12 +13,16 @@ For every utterance ``i`` and modality ``m`` present in it::
     loss       = CE(logits, y; class weights) + lambda * sum_pairs L_bal
 
 **Neutral start** (option ``neutral_start``; without it ``F = HGF(...)`` and the aligners read
-zeros beyond a sequence). ``gamma_m`` (one scale per channel) starts at zero, so at
-initialisation each sequence is the utterance's global projection repeated over its valid
-positions, and the model
+zeros beyond a sequence). ``gamma_m`` (one scale per channel), or with ``neutral_map`` the
+``(H, H)`` map ``W_m``, starts at zero, so at initialisation each sequence is the utterance's
+global projection repeated over its valid positions, and the model
 computes exactly what ``no_hgf`` computes from the same weights: pooling a constant sequence
 gives the constant, and the aligners read a constant sequence as the one position it repeats
 (:mod:`hotspot_erc.model.aligners`). Training then adds hotspot evidence only where it helps.
+A scale's gradient is one number per channel, the HGF output's projection on the loss
+gradient, and the HGF weights learn only as fast as the scale grows; a map's gradient is the
+full outer product ``HGF(...)^T dL/dF``, so the path opens from the first step (the zero-init
+of a residual branch's last layer, as in Fixup and SkipInit).
 
 ``e_m`` is a learned "modality missing" embedding: a missing modality is masked end to end (its
 feature values never enter any computation) and the classifier is told explicitly that it is
@@ -91,7 +96,8 @@ class HotspotERC(nn.Module):
         # With the neutral start: the global path Proj_m and the scale gamma_m of the hotspot path.
         neutral = config.use_hgf and config.neutral_start
         self.global_projections = nn.ModuleDict() if neutral else None
-        self.hotspot_scales = nn.ParameterDict() if neutral else None
+        self.hotspot_scales = nn.ParameterDict() if neutral and not config.neutral_map else None
+        self.hotspot_maps = nn.ModuleDict() if neutral and config.neutral_map else None
         for m in self.modalities:
             global_dim, local_dim = config.input_dims[m]
             if config.use_hgf:
@@ -103,7 +109,11 @@ class HotspotERC(nn.Module):
                                            nn.Dropout(config.dropout))
                 if neutral:
                     self.global_projections[m] = projection
-                    self.hotspot_scales[m] = nn.Parameter(torch.zeros(hidden))
+                    if config.neutral_map:
+                        self.hotspot_maps[m] = nn.Linear(hidden, hidden, bias=False)
+                        nn.init.zeros_(self.hotspot_maps[m].weight)
+                    else:
+                        self.hotspot_scales[m] = nn.Parameter(torch.zeros(hidden))
                 else:
                     self.encoders[m] = projection
         multimodal = len(self.modalities) > 1
@@ -268,8 +278,9 @@ class HotspotERC(nn.Module):
             fused = out.fused  # (n, L, H)
             if self.global_projections is not None:
                 base = self.global_projections[m](globals_[rows])  # (n, H)
-                fused = (base[:, None, :] * local_mask[rows, :, None]
-                         + self.hotspot_scales[m] * fused)
+                hotspots = (self.hotspot_maps[m](fused) if self.hotspot_maps is not None
+                            else self.hotspot_scales[m] * fused)
+                fused = base[:, None, :] * local_mask[rows, :, None] + hotspots
             sequence = sequence.index_copy(0, rows, fused)
             weights = weights.index_copy(0, rows, out.hotspot_weights)
             gate = gate.index_copy(0, rows, out.gate.mean(dim=-1) * local_mask[rows])
