@@ -239,7 +239,7 @@ def test_a_killed_worker_is_a_clear_error(media, tmp_path):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             workers = multiprocessing.active_children()
-            if workers:
+            if workers:  # possibly while the pool still starts the second one
                 for worker in workers:
                     worker.kill()
                 return

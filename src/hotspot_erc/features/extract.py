@@ -335,10 +335,15 @@ class _MediaRunner:
                 max_workers=self.config.workers, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_worker_init, initargs=(self.extractors,))
             # The pool starts a worker per submission until it has them all: here, all at once.
-            with workers_skip_the_calling_script():
-                for _ in range(2 * self.config.workers):
-                    if not self._submit_next():
-                        break
+            # A worker that dies meanwhile breaks the pool, and a later submission fails.
+            try:
+                with workers_skip_the_calling_script():
+                    for _ in range(2 * self.config.workers):
+                        if not self._submit_next():
+                            break
+            except (BrokenProcessPool, OSError) as error:
+                self.pool.shutdown(wait=True, cancel_futures=True)
+                raise _worker_died() from error
         return self
 
     def __exit__(self, *exc) -> None:
@@ -365,12 +370,7 @@ class _MediaRunner:
                     yield future.result()
                     self._submit_next()
         except BrokenProcessPool as error:
-            raise RuntimeError(
-                "a worker process of the audio/video extraction ended abruptly. Called from a "
-                "script of your own? Put its calls under `if __name__ == \"__main__\":`: each "
-                "worker starts by importing that script again, and without the guard reruns it "
-                "instead of working. Otherwise the worker was killed (out of memory?); "
-                "workers=1 (--workers 1) extracts in this process.") from error
+            raise _worker_died() from error
 
 
 @contextlib.contextmanager
@@ -395,6 +395,14 @@ def workers_skip_the_calling_script():
         yield
     finally:
         main.__spec__ = None
+
+
+def _worker_died() -> RuntimeError:
+    return RuntimeError(
+        "a worker process of the audio/video extraction ended abruptly: killed (out of "
+        "memory?), or, from a script run with `python -m`, rerunning that module (put its "
+        "calls under `if __name__ == \"__main__\":`). workers=1 (--workers 1) extracts in "
+        "this process.")
 
 
 def _worker_task(dialogue: Dialogue, modality: str, config: ExtractConfig):
