@@ -83,3 +83,61 @@ def test_without_test_keeps_train_and_valid(tiny_dataset):
     assert set(kept.splits) == {"train", "valid"}
     assert len(kept.dialogues) == len(tiny_dataset.splits["train"]) + len(
         tiny_dataset.splits["valid"])
+
+
+def test_an_interrupted_trial_runs_again_in_its_folder(tiny_dataset, tmp_path, monkeypatch):
+    """Ctrl-C in the middle of a trial, then the same command: that trial's configuration runs
+    first, in its folder, and the study still ends with the trials asked for."""
+    import hotspot_erc.engine.tune as tune_module
+
+    real_train = tune_module.train
+    calls = []
+
+    def interrupted_train(dataset, model_config, train_config, run_dir, **kwargs):
+        calls.append((str(run_dir), train_config.lr))
+        if len(calls) == 3:  # trial 1, seed 0
+            raise KeyboardInterrupt
+        return real_train(dataset, model_config, train_config, run_dir, **kwargs)
+
+    monkeypatch.setattr(tune_module, "train", interrupted_train)
+    options = dict(trials=2, seeds=[0, 1], model_overrides=FIXED_MODEL,
+                   train_overrides=FIXED_TRAIN)
+    with pytest.raises(KeyboardInterrupt):
+        tune(tiny_dataset, "full", tmp_path / "study", **options)
+    summary = tune(tiny_dataset, "full", tmp_path / "study", **options)
+    interrupted_folder, interrupted_lr = calls[2]
+    assert interrupted_folder.endswith("trial-1/seed0")
+    assert calls[3] == (interrupted_folder, interrupted_lr)  # the same trial, first, in place
+    assert summary["trials"] == 2
+    assert sorted(h["params"]["lr"] for h in summary["history"]) == sorted(
+        {lr for _, lr in calls})
+    again = tune(tiny_dataset, "full", tmp_path / "study", **options)  # nothing left to run
+    assert again["trials"] == 2 and len(calls) == 5
+
+
+def test_a_killed_trial_left_running_runs_again(tiny_dataset, tmp_path, monkeypatch):
+    """A killed process leaves its trial marked running in the study; the next call fails it
+    and runs its configuration again in its folder."""
+    import optuna
+
+    import hotspot_erc.engine.tune as tune_module
+
+    options = dict(seeds=[0], model_overrides=FIXED_MODEL, train_overrides=FIXED_TRAIN)
+    tune(tiny_dataset, "full", tmp_path / "study", trials=1, **options)
+    study = optuna.load_study(study_name="full-common",
+                              storage=f"sqlite:///{tmp_path / 'study' / 'study.db'}")
+    killed = study.ask()  # as a killed run leaves it: sampled, started, never told
+    params = {name: knob.sample(killed, name) for name, knob in SPACES["common"].items()}
+    killed.set_user_attr("folder", f"trial-{killed.number}")
+    real_train = tune_module.train
+    folders = []
+
+    def recording_train(dataset, model_config, train_config, run_dir, **kwargs):
+        folders.append((str(run_dir), train_config.lr))
+        return real_train(dataset, model_config, train_config, run_dir, **kwargs)
+
+    monkeypatch.setattr(tune_module, "train", recording_train)
+    summary = tune(tiny_dataset, "full", tmp_path / "study", trials=2, **options)
+    assert folders == [(str(tmp_path / "study" / f"trial-{killed.number}" / "seed0"),
+                        params["lr"])]
+    assert summary["trials"] == 2

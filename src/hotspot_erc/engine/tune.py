@@ -4,8 +4,11 @@ Each trial draws one configuration from a :class:`SearchSpace`, trains it with e
 ``seeds`` (each run resumable, in ``out/trial-<n>/seed<k>``) and scores it by the mean
 validation weighted F1 over those seeds. The test split is removed from the dataset before any
 training, so no trial can read it. The study lives in ``out/study.db`` (SQLite): rerunning the
-same command continues it, and asking for more trials adds to it. The best configuration is
-written to ``out/best.json`` with the ``ablate`` command that runs it for the reported seeds.
+same command continues it, and asking for more trials adds to it. A trial that was interrupted
+(killed: still marked running; Ctrl-C: marked failed) is run again first, with its own
+configuration and in its own folder, so its seeds resume from their last finished epoch. The
+best configuration is written to ``out/best.json`` with the ``ablate`` command that runs it for
+the reported seeds.
 
 Fairness: every variant is searched over the same space (:data:`SPACES`, ``"common"``: learning
 rate, weight decay, dropout, hidden size, dialogues per batch) with the same number of trials
@@ -106,9 +109,13 @@ def tune(dataset: Dataset, variant: str, out_dir: str | os.PathLike, trials: int
         direction="maximize", load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=0))
     _check_same_study(study, variant, space, list(seeds), fixed)
+    _requeue_interrupted(study)
 
     def objective(trial) -> float:
         chosen = {name: knob.sample(trial, name) for name, knob in knobs.items()}
+        # A requeued trial runs in the folder of the one it replaces (its runs resume there).
+        folder = trial.user_attrs.get("folder", f"trial-{trial.number}")
+        trial.set_user_attr("folder", folder)
         model = {**dict(model_overrides or {}),
                  **{k: v for k, v in chosen.items() if knobs[k].target == "model"}}
         training = {**dict(train_overrides or {}),
@@ -116,8 +123,8 @@ def tune(dataset: Dataset, variant: str, out_dir: str | os.PathLike, trials: int
         scores = []
         for seed in seeds:
             model_config, train_config = run_config(data, variant, model, training, seed)
-            result = train(data, model_config, train_config,
-                           out / f"trial-{trial.number}" / f"seed{seed}", progress=progress)
+            result = train(data, model_config, train_config, out / folder / f"seed{seed}",
+                           progress=progress)
             scores.append(result.metrics["valid"]["weighted_f1"])
         trial.set_user_attr("valid_weighted_f1", scores)
         if on_trial is not None:
@@ -131,6 +138,29 @@ def tune(dataset: Dataset, variant: str, out_dir: str | os.PathLike, trials: int
                        train_overrides)
     write_json(out / "best.json", summary)
     return summary
+
+
+def _requeue_interrupted(study) -> None:
+    """Mark every interrupted trial failed (a killed one is still "running") and queue its
+    configuration again, once, to run in its folder; a requeued trial that is itself
+    interrupted is requeued in turn, one that completes ends the chain."""
+    import optuna
+
+    running, failed = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.FAIL
+    done = set(study.user_attrs.get("requeued", []))
+    queued = {t.user_attrs.get("folder") for t in study.trials
+              if t.state == optuna.trial.TrialState.WAITING}
+    for trial in study.trials:
+        if trial.state not in (running, failed) or trial.number in done:
+            continue
+        if trial.state == running:
+            study.tell(trial.number, state=failed)
+        folder = trial.user_attrs.get("folder", f"trial-{trial.number}")
+        if folder not in queued:
+            study.enqueue_trial(trial.params, user_attrs={"folder": folder})
+            queued.add(folder)
+        done.add(trial.number)
+    study.set_user_attr("requeued", sorted(done))
 
 
 def _space(name: str) -> SearchSpace:
