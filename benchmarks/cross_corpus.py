@@ -36,7 +36,6 @@ CASES = {
 def evaluate(model: str, corpus: str, split: str, data) -> dict:
     from sklearn.metrics import accuracy_score, f1_score
 
-    from hotspot_erc.data.dialogue import Dialogue, Utterance
     from hotspot_erc.engine.datasets import load_conversations
     from hotspot_erc.engine.predict import Predictor
 
@@ -47,9 +46,7 @@ def evaluate(model: str, corpus: str, split: str, data) -> dict:
     gold, restricted, plain = [], [], []
     began = time.perf_counter()
     for dialogue in dataset.split(split):
-        bare = Dialogue(dialogue.did, [Utterance(u.uid, u.speaker, u.text, u.start, u.end,
-                                                 media=dict(u.media))
-                                       for u in dialogue.utterances], dict(dialogue.media))
+        bare = dialogue.unannotated()
         for truth, row in zip(dialogue.utterances, predictor.predict(bare).utterances,
                               strict=True):
             if truth.label not in gold_to_shared or not truth.scored:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from hotspot_erc.features.extract import (
 from hotspot_erc.features.synth_media import face_frames, silence, speak, write_video, write_wav
 from hotspot_erc.features.video import NO_FACE
 
-from .conftest import store_arrays
+from .conftest import kill_once_written, store_arrays
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -261,14 +260,7 @@ def test_killed_extraction_resumes_to_the_same_store(media, tmp_path):
     reference = tmp_path / "reference"
     subprocess.run(command + ["--out", str(reference)], check=True, capture_output=True)
     store = tmp_path / "killed"
-    process = subprocess.Popen(command + ["--out", str(store)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not list(store.glob("audio/*/*.npz")):
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    written = len(list(store.glob("audio/*/*.npz")))
+    written = kill_once_written(command + ["--out", str(store)], store, 120)
     assert 1 <= written < 40, "the kill should land part way through"
     assert not list(store.rglob("*.tmp")) or all(p.name.startswith(".") for p in
                                                  store.rglob("*.tmp"))

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,7 @@ from hotspot_erc.features.extract import ExtractConfig, extract_features
 from hotspot_erc.features.ray_engine import RayNotInstalled, import_ray
 from hotspot_erc.features.synth_media import speak, write_wav
 
-from .conftest import store_arrays
+from .conftest import kill_once_written, store_arrays
 
 # Energy VAD: no speech model to load in every actor, the test stays fast.
 AUDIO = {"vad": "energy"}
@@ -184,13 +182,7 @@ def test_a_killed_driver_resumes_without_redoing_finished_dialogues(media, refer
     store = tmp_path / "killed"
     # A driver of its own: it starts its own Ray, which goes down with it.
     command = [sys.executable, "-c", _DRIVER, str(manifest), str(store)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and not list(store.glob("audio/*/*.npz")):
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    written = len(list(store.glob("audio/*/*.npz")))
+    written = kill_once_written(command, store, 180)
     assert 1 <= written < COUNT, "the kill should land part way through"
     resumed = subprocess.run(command, check=True, capture_output=True, text=True, timeout=300)
     assert f"{COUNT - written} dialogue(s) extracted, {written} already there" in resumed.stdout

@@ -146,6 +146,13 @@ class Dialogue:
         """Distinct speakers in order of first appearance."""
         return list(dict.fromkeys(u.speaker for u in self.utterances))
 
+    def unannotated(self) -> Dialogue:
+        """The conversation as a user would hand it to ``predict``: ids, speakers, texts, times
+        and recordings, without labels, features or other annotations."""
+        return Dialogue(self.did, [Utterance(u.uid, u.speaker, u.text, u.start, u.end,
+                                             media=dict(u.media)) for u in self.utterances],
+                        dict(self.media))
+
 
 _SPEC_FIELDS = ("extractor", "version", "global_dim", "local_dim", "rate_hz", "recipe")
 _RECIPE_DEPTH = 4  # the deepest recipe: {"packages": {name: version}}, with room to spare

@@ -306,9 +306,7 @@ def evaluate_fused(predictor: FusedPredictor, dataset, split: str, only: str | N
                   None) if only is not None else None
     gold, predicted = [], []
     for dialogue in dataset.split(split):
-        bare = Dialogue(dialogue.did, [Utterance(u.uid, u.speaker, u.text, u.start, u.end,
-                                                 media=dict(u.media))
-                                       for u in dialogue.utterances], dict(dialogue.media))
+        bare = dialogue.unannotated()
         if chosen is None:
             labels = [u.label for u in predictor.predict(
                 bare, feature_folder=feature_folder).utterances]

@@ -130,7 +130,6 @@ def fresh_check(name: str, data: str | os.PathLike | None = None,
     and the weighted F1 of those utterances against their gold labels."""
     from sklearn.metrics import f1_score
 
-    from hotspot_erc.data.dialogue import Dialogue, Utterance
     from hotspot_erc.engine.datasets import load_conversations
     from hotspot_erc.engine.fusion import FusedPredictor, gold_labels
     from hotspot_erc.engine.predict import load_predictor
@@ -145,9 +144,7 @@ def fresh_check(name: str, data: str | os.PathLike | None = None,
     chosen = tests[::max(1, len(tests) // count)][:count]  # spread over the split
     utterances, gold, predicted = {}, [], []
     for dialogue in chosen:
-        bare = Dialogue(dialogue.did, [Utterance(u.uid, u.speaker, u.text, u.start, u.end,
-                                                 media=dict(u.media))
-                                       for u in dialogue.utterances], dict(dialogue.media))
+        bare = dialogue.unannotated()
         for utterance, truth in zip(predictor.predict(bare).utterances, dialogue.utterances,
                                     strict=True):
             utterances[utterance.id] = {"label": utterance.label,
