@@ -462,6 +462,19 @@ def test_threads_is_one_option_of_the_commands_that_run_a_trained_model():
         assert parser.parse_args(command).process_threads is None
 
 
+def test_training_threads_also_bound_the_tuning_and_extraction_before_training():
+    from hotspot_erc.cli import _command_threads
+
+    parser = build_parser()
+    for command in (["train", "--dataset", "synthetic", "--out", "o"],
+                    ["ablate", "--dataset", "synthetic", "--out", "o"]):
+        assert _command_threads(parser.parse_args([*command, "--threads", "1"])) == 1
+        assert _command_threads(parser.parse_args(command)) is None
+        # Left to TrainConfig, which names the field in its error.
+        assert _command_threads(parser.parse_args([*command, "--threads", "0"])) is None
+    assert _command_threads(parser.parse_args(["probe", "--threads", "3"])) == 3
+
+
 @pytest.mark.parametrize("value", ["0", "-2", "two"])
 def test_threads_below_one_are_refused(capsys, value):
     with pytest.raises(SystemExit):

@@ -524,7 +524,8 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
                         help="early-stopping patience: epochs without a better validation score "
                              f"(default: {defaults.patience})")
     parser.add_argument("--threads", type=int, default=None,
-                        help=f"torch threads (default: {defaults.threads})")
+                        help="torch threads of training, and of the text tuning and feature "
+                             f"extraction before it (default: {defaults.threads} in training)")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="model config override, e.g. --set hidden=128 (repeatable; applied "
                              "after the variant's settings)")
@@ -845,6 +846,14 @@ def _check_out(out: str | None, kind: str | None) -> None:
             return
 
 
+def _command_threads(args: argparse.Namespace) -> int | None:
+    """The command's ``--threads``: its own (commands that run a trained model) or training's,
+    which also holds for the tuning and extraction a training command runs first; None when
+    not given (or not >= 1: TrainConfig rejects that with its own message)."""
+    threads = getattr(args, "process_threads", None) or getattr(args, "threads", None)
+    return threads if isinstance(threads, int) and threads >= 1 else None
+
+
 @contextlib.contextmanager
 def _thread_limit(threads: int | None):
     """At most ``threads`` CPU threads in torch and in the BLAS/OpenMP pools of numpy and
@@ -885,7 +894,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         _check_out(getattr(args, "out", None), getattr(args, "out_kind", None))
-        with _thread_limit(getattr(args, "process_threads", None)):
+        with _thread_limit(_command_threads(args)):
             status = args.func(args)
         # Flushed here, so a closed pipe is the BrokenPipeError below, not an error at exit.
         sys.stdout.flush()
