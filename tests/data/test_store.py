@@ -75,6 +75,31 @@ def test_round_trip_keeps_every_array_and_the_metadata(tmp_path, dataset):
     assert json.loads(spec_file.read_text()) == dataset.feature_spec.modalities["audio"].to_dict()
 
 
+def test_records_as_stored_are_what_a_store_gives_back_without_the_disk(tmp_path, dataset):
+    save_dataset(dataset, tmp_path)
+    loaded = load_store(tmp_path)
+    for modality in MODALITIES:
+        spec = dataset.feature_spec.modalities[modality]
+        for expected, found in zip(loaded, dataset, strict=True):
+            uids = [u.uid for u in found.utterances]
+            records = store_module.records_as_stored(
+                [u.features.get(modality, ModalityFeatures.missing()) for u in found.utterances],
+                uids, spec, found.did, modality)
+            shell = dataclasses.replace(found, utterances=[
+                dataclasses.replace(u, features={modality: r})
+                for u, r in zip(found.utterances, records, strict=True)])
+            assert_same_dialogue(expected, shell, [modality])
+    spec = dataset.feature_spec.modalities["text"]
+    with pytest.raises(DataFormatError, match="dialogue d, modality text: got 1 records, "
+                                              "expected 2"):
+        store_module.records_as_stored([ModalityFeatures.missing()], ["a", "b"], spec, "d",
+                                       "text")
+    wrong = ModalityFeatures(global_vector=np.zeros(spec.global_dim + 1, np.float32))
+    with pytest.raises(DataFormatError, match="utterance a, modality text: field "
+                                              "global_vector"):
+        store_module.records_as_stored([wrong], ["a"], spec, "d", "text")
+
+
 def test_half_precision_stores_float16_and_loads_float32(tmp_path, dataset):
     save_dataset(dataset, tmp_path, half=True)
     with np.load(tmp_path / "audio" / "synthetic@1" / f"{dataset.dialogues[0].did}.npz") as npz:

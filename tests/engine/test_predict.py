@@ -112,6 +112,21 @@ def test_api_in_two_calls_and_text_only_conversation(demo, tmp_path):
     assert not (tmp_path / "text-only" / "report.html").exists()
 
 
+def test_text_alone_is_extracted_in_memory_to_the_same_predictions(demo, tmp_path,
+                                                                    monkeypatch):
+    from hotspot_erc.features import extract
+
+    predictor = Predictor.load(demo["checkpoint"], workers=1)
+    dialogue, notices = load_transcript(demo["transcript"])  # no media: text only
+    kept = predictor.predict(dialogue, notices=notices, feature_folder=tmp_path / "kept")
+    assert list((tmp_path / "kept").iterdir())  # a store, as asked
+    monkeypatch.setattr(extract, "extract_features", lambda *a, **k: pytest.fail("a store"))
+    in_memory = predictor.predict(dialogue, notices=notices)
+    assert [row.to_json() for row in in_memory.utterances] == \
+        [row.to_json() for row in kept.utterances]
+    assert in_memory.notices == kept.notices
+
+
 # The JSON form predictions.jsonl has held since it was introduced (docs/formats.md 4.6), in
 # this key order; the conversation's header has since gained the model card, at the end.
 CONVERSATION_KEYS = ["name", "label_names", "checkpoint", "media", "notices", "utterances",

@@ -547,3 +547,38 @@ def test_a_stream_without_the_key_or_beyond_the_limit_is_closed_with_the_reason(
             with pytest.raises(ConnectionClosed) as closed:
                 second.recv(timeout=30)
         assert closed.value.rcvd.code == 1013 and "streams are open" in closed.value.rcvd.reason
+
+
+def test_the_listener_serves_with_nagle_off_and_names_a_port_in_use():
+    import asyncio
+
+    from hotspot_erc.serve.server import bind_listener
+
+    async def accepted_nodelay() -> int:
+        listener = bind_listener("127.0.0.1", 0)
+        options: list[int] = []
+
+        class Recorder(asyncio.Protocol):
+            def connection_made(self, transport) -> None:
+                sock = transport.get_extra_info("socket")
+                options.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        server = await asyncio.get_running_loop().create_server(Recorder, sock=listener)
+        async with server:
+            _, writer = await asyncio.open_connection(*listener.getsockname())
+            while not options:
+                await asyncio.sleep(0.01)
+            writer.close()
+        return options[0]
+
+    # Nagle's algorithm on would hold each response body ~40 ms behind its headers.
+    assert asyncio.run(accepted_nodelay()) != 0
+    taken = bind_listener("127.0.0.1", 0)
+    try:
+        port = taken.getsockname()[1]
+        taken.listen()
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}"):
+            bind_listener("127.0.0.1", port)
+    finally:
+        taken.close()

@@ -435,9 +435,25 @@ def _concatenate(parts: list[np.ndarray], empty_shape: tuple[int, ...], dtype) -
     return np.concatenate(parts).astype(dtype)
 
 
+def records_as_stored(records: list[ModalityFeatures], uids: list[str], spec: ModalitySpec,
+                      did: str, modality: str) -> list[ModalityFeatures]:
+    """``records`` exactly as a store of ``half=False`` writes and reads them back (validated,
+    in the stored dtypes), without the disk: features used at once need not be stored."""
+    if len(records) != len(uids):
+        raise DataFormatError(f"dialogue {did}, modality {modality}: got {len(records)} "
+                              f"records, expected {len(uids)} (one per utterance)")
+    arrays = _pack_records(records, uids, spec, did, modality, half=False)
+    return _unpack_records(arrays, uids, spec, f"dialogue {did}, modality {modality}")
+
+
 def _read_records(path: Path, uids: list[str], spec: ModalitySpec) -> list[ModalityFeatures]:
     """Read one dialogue file and unpack it into one record per utterance."""
-    arrays = read_npz(path)
+    return _unpack_records(read_npz(path), uids, spec, str(path))
+
+
+def _unpack_records(arrays: dict[str, np.ndarray], uids: list[str], spec: ModalitySpec,
+                    path: str) -> list[ModalityFeatures]:
+    """One record per utterance from one dialogue's arrays; ``path`` names them in errors."""
     count = len(uids)
 
     def field(name: str, shape: tuple[int, ...]) -> np.ndarray:

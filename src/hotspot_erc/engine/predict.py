@@ -36,6 +36,7 @@ checkpoint does not know is ignored with a notice.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import threading
@@ -48,7 +49,13 @@ import numpy as np
 import torch
 
 from hotspot_erc.data.batch import collate
-from hotspot_erc.data.dialogue import Dataset, Dialogue, ModalityFeatures, Utterance
+from hotspot_erc.data.dialogue import (
+    Dataset,
+    Dialogue,
+    FeatureSpec,
+    ModalityFeatures,
+    Utterance,
+)
 from hotspot_erc.engine.checkpoint import (
     ASSETS_FOLDER,
     Checkpoint,
@@ -215,14 +222,19 @@ class Predictor:
         warm_up = threading.Thread(target=self._warm_up, daemon=True)
         if not self._warmed:
             warm_up.start()
-        with tempfile.TemporaryDirectory() as scratch:
-            # One store per conversation content: an edited transcript gets fresh features.
-            folder = (Path(feature_folder) / dataset_digest(dataset)
-                      if feature_folder is not None else Path(scratch))
-            report = extract_features(dataset, folder, config, progress=progress,
-                                      extractors=self.extractors())
-            notices += [failure_notice(f, len(dialogue.utterances)) for f in report.failures]
-            loaded = load_extracted(folder, report)
+        if feature_folder is None and "text" in available and not (
+                set(media_modalities(dataset)) & set(config.modalities)):
+            # Text alone, nothing to keep: no store (a server's text-only requests).
+            loaded = self._text_features(dataset)
+        else:
+            with tempfile.TemporaryDirectory() as scratch:
+                # One store per conversation content: an edited transcript gets fresh features.
+                folder = (Path(feature_folder) / dataset_digest(dataset)
+                          if feature_folder is not None else Path(scratch))
+                report = extract_features(dataset, folder, config, progress=progress,
+                                          extractors=self.extractors())
+                notices += [failure_notice(f, len(dialogue.utterances)) for f in report.failures]
+                loaded = load_extracted(folder, report)
         loaded = self.normalise_speakers(loaded)
         self.checkpoint.check_features(loaded.feature_spec, f"conversation {dialogue.did}")
         if not self._warmed:
@@ -232,6 +244,23 @@ class Predictor:
         conversation = self.run_model(loaded, notices)
         conversation.timings["extract_s"] = round(extracted - began, 3)
         return conversation
+
+    def _text_features(self, dataset: Dataset) -> Dataset:
+        """``dataset`` (one dialogue) with its text features, in memory: the same values a
+        feature store would give back (:func:`~hotspot_erc.data.store.records_as_stored`)."""
+        from hotspot_erc.data.store import records_as_stored
+
+        extractor = self.extractors()["text"]
+        spec = extractor.spec
+        dialogue = dataset.dialogues[0]
+        records = records_as_stored(extractor.extract_conversations([dialogue])[0],
+                                    [u.uid for u in dialogue.utterances], spec, dialogue.did,
+                                    "text")
+        utterances = [dataclasses.replace(u, features={"text": record})
+                      for u, record in zip(dialogue.utterances, records, strict=True)]
+        return dataclasses.replace(
+            dataset, dialogues=[dataclasses.replace(dialogue, utterances=utterances)],
+            feature_spec=FeatureSpec({"text": spec}))
 
     def normalise_speakers(self, dataset: Dataset) -> Dataset:
         """Normalise per speaker the modalities the checkpoint was trained on normalised."""

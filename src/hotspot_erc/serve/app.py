@@ -232,8 +232,10 @@ def _run_prediction(predictor, dialogue: Dialogue, notices: list[str], folder: P
     from hotspot_erc.features.decode import MediaError
 
     try:
-        return predictor.predict(dialogue, notices=notices, feature_folder=folder / "features",
-                                 progress=False)
+        # Features of recordings are extracted into the request's folder; text alone is
+        # extracted in memory.
+        return predictor.predict(dialogue, notices=notices, progress=False,
+                                 feature_folder=folder / "features" if intake.media else None)
     except MediaError as error:
         raise ServeError(422, next(iter(intake.media), None), publish(str(error))) from None
     except ValueError as error:  # DataFormatError, FeatureSpecMismatch among them
