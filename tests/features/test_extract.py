@@ -210,6 +210,71 @@ def test_two_workers_equal_one(media, tmp_path):
             np.testing.assert_array_equal(one[name][key], two[name][key])
 
 
+def test_in_this_process_audio_and_video_run_at_once_and_equal_one_at_a_time(media, tmp_path,
+                                                                           monkeypatch):
+    import threading
+
+    import torch
+
+    from hotspot_erc.features import audio as audio_module
+    from hotspot_erc.features import video as video_module
+
+    conversation = _conversation(media)
+    again = {**conversation, "id": "again", "utterances": [
+        {**u, "id": f"again_{u['id']}"} for u in conversation["utterances"]]}
+    dataset = load_manifest(_manifest(media, [conversation, again], "lanes.json"))
+    config = ExtractConfig(modalities=("audio", "video"), workers=1)
+    threads_seen: dict[str, set[str]] = {"audio": set(), "video": set()}
+    for module, name, modality in ((audio_module, "AudioExtractor", "audio"),
+                                   (video_module, "VideoExtractor", "video")):
+        original = getattr(module, name).extract_dialogue_with_reasons
+
+        def recorded(self, segments, original=original, modality=modality):
+            threads_seen[modality].add(threading.current_thread().name)
+            return original(self, segments)
+
+        monkeypatch.setattr(getattr(module, name), "extract_dialogue_with_reasons", recorded)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)  # one thread: one task after the other, here
+        extract_features(dataset, tmp_path / "serial", config, progress=False)
+        assert threads_seen == {"audio": {"MainThread"}, "video": {"MainThread"}}
+        threads_seen = {"audio": set(), "video": set()}
+        torch.set_num_threads(2)
+        extract_features(dataset, tmp_path / "lanes", config, progress=False)
+    finally:
+        torch.set_num_threads(before)
+    # Each modality on one thread of its own: an extractor is never shared between threads.
+    assert [len(names) for names in threads_seen.values()] == [1, 1]
+    assert threads_seen["audio"] != threads_seen["video"] != {"MainThread"}
+    for modality in ("audio", "video"):
+        serial = store_arrays(tmp_path / "serial", modality)
+        lanes = store_arrays(tmp_path / "lanes", modality)
+        assert serial.keys() == lanes.keys() and len(serial) == 2
+        for name in serial:
+            for key in serial[name]:
+                np.testing.assert_array_equal(serial[name][key], lanes[name][key])
+
+
+def test_decoded_ahead_keeps_order_and_decodes_everything_by_close():
+    import threading
+
+    from hotspot_erc.features.extract import DecodedAhead
+
+    where = []
+
+    def decode(item: int) -> int:
+        where.append(threading.current_thread().name)
+        return item * 10
+
+    ahead = DecodedAhead(decode, range(5))
+    assert len(ahead) == 5
+    first_two = [value for value, _ in zip(ahead, range(2))]
+    assert first_two == [0, 10]
+    assert ahead.close() == [0, 10, 20, 30, 40]  # the rest decoded, in order
+    assert all(name.startswith("decode") for name in where)
+
+
 def test_a_script_without_a_main_guard_extracts_in_worker_processes(media, tmp_path):
     """Spawned workers would start by running the calling script again; they skip it, so a
     plain script needs no ``if __name__ == "__main__":`` guard, and runs its code once."""

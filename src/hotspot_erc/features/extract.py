@@ -43,7 +43,7 @@ import multiprocessing
 import os
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -317,9 +317,9 @@ def _media_runner(config: ExtractConfig) -> type:
 
 
 class _MediaRunner:
-    """Runs (dialogue, modality) tasks in ``config.workers`` processes (or, with one worker,
-    lazily in this process) and yields their results as they finish, in any order. At most
-    ``2 * workers`` tasks are in flight, so a kill loses little."""
+    """Runs (dialogue, modality) tasks in ``config.workers`` processes (or, with one worker, in
+    this process: :meth:`_in_this_process`) and yields their results as they finish, in any
+    order. At most ``2 * workers`` tasks are in flight, so a kill loses little."""
 
     def __init__(self, tasks: list[tuple[Dialogue, str]], extractors: dict,
                  config: ExtractConfig) -> None:
@@ -350,6 +350,32 @@ class _MediaRunner:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
+    def _in_this_process(self):
+        """The tasks in this process: each modality's in order on a thread of its own (its
+        extractor is never shared between threads), as many modalities at once as torch has
+        threads, so one conversation's audio and video are analysed at the same time."""
+        import torch
+
+        tasks = list(self.tasks)
+        lanes = min(len({modality for _, modality in tasks}), torch.get_num_threads())
+        if lanes <= 1:
+            for dialogue, modality in tasks:
+                yield extract_media_dialogue(dialogue, modality, self.extractors, self.config)
+            return
+        threads = {modality: ThreadPoolExecutor(max_workers=1, thread_name_prefix=modality)
+                   for _, modality in tasks}
+        try:
+            running = {threads[modality].submit(extract_media_dialogue, dialogue, modality,
+                                                self.extractors, self.config)
+                       for dialogue, modality in tasks}
+            while running:
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    yield future.result()
+        finally:
+            for pool in threads.values():
+                pool.shutdown(wait=True, cancel_futures=True)
+
     def _submit_next(self) -> bool:
         task = next(self.tasks, None)
         if task is None:
@@ -360,8 +386,7 @@ class _MediaRunner:
     def results(self):
         """Yield (did, modality, records, failures, media seconds)."""
         if self.pool is None:
-            for dialogue, modality in self.tasks:
-                yield extract_media_dialogue(dialogue, modality, self.extractors, self.config)
+            yield from self._in_this_process()
             return
         try:
             while self.running:
@@ -418,14 +443,21 @@ def extract_media_dialogue(dialogue: Dialogue, modality: str, extractors: dict,
     """
     segments, problems = (_audio_segments if modality == "audio" else _video_segments)(
         dialogue, config)
-    failures = [Failure(modality, path, reason, uids) for (path, reason), uids in problems.items()]
+    crashed = None
     try:
         records, reasons = extractors[modality].extract_dialogue_with_reasons(segments)
     except (ValueError, FloatingPointError) as error:
         # E.g. non-finite descriptors from a pathological signal: the dialogue loses this
         # modality, the run goes on, and the summary says why.
+        crashed = error
+    finally:
+        if isinstance(segments, DecodedAhead):
+            segments = segments.close()
+    # Decoding problems first, then what the extractor said: read once decoding is over.
+    failures = [Failure(modality, path, reason, uids) for (path, reason), uids in problems.items()]
+    if crashed is not None:
         failures.append(Failure(modality, _sources(dialogue, dialogue.utterances, modality),
-                                f"extractor failed: {error}",
+                                f"extractor failed: {crashed}",
                                 [u.uid for u in dialogue.utterances]))
         records = [ModalityFeatures.missing() for _ in dialogue.utterances]
         reasons = [None] * len(dialogue.utterances)
@@ -502,8 +534,8 @@ def _video_segments(dialogue: Dialogue, config: ExtractConfig):
 
     sizes: dict[str, tuple[int, int] | MediaError] = {}
     problems: dict[tuple[str, str], list[str]] = {}
-    segments = []
-    for utterance in dialogue.utterances:
+
+    def decode(utterance: Utterance) -> VideoSegment:
         path, _ = media_source(dialogue, utterance, "video")
         frames = None
         try:
@@ -525,9 +557,39 @@ def _video_segments(dialogue: Dialogue, config: ExtractConfig):
         except MediaError as error:
             _problem(problems, error, utterance.uid)
             frames = None
-        segments.append(VideoSegment(frames=frames, speaker=utterance.speaker,
-                                     start=utterance.start or 0.0))
-    return segments, problems
+        return VideoSegment(frames=frames, speaker=utterance.speaker,
+                            start=utterance.start or 0.0)
+
+    return DecodedAhead(decode, dialogue.utterances), problems
+
+
+class DecodedAhead:
+    """``decode(item)`` of each item, in order, decoded in a background thread ahead of the
+    caller's iteration: ffmpeg decodes in its own process, so the next utterance's frames are
+    decoded while the extractor analyses the current one. Iterate once; afterwards ``decoded``
+    holds every result. :meth:`close` waits for the decoding still running (every item is
+    decoded, as if the list had been built first), then re-raises nothing."""
+
+    def __init__(self, decode, items) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
+        self._futures = [self._pool.submit(decode, item) for item in items]
+        self.decoded: list = []
+
+    def __iter__(self):
+        for future in self._futures[len(self.decoded):]:
+            self.decoded.append(future.result())
+            yield self.decoded[-1]
+
+    def __len__(self) -> int:
+        return len(self._futures)
+
+    def close(self) -> list:
+        """Every item decoded (what iteration had not reached, decoded now), in order."""
+        self._pool.shutdown(wait=True)
+        for future in self._futures[len(self.decoded):]:
+            self.decoded.append(future.result())
+        return self.decoded
+
 
 
 def extract_dataset(dataset: Dataset, config: ExtractConfig | None = None,
