@@ -187,3 +187,82 @@ def test_a_killed_driver_resumes_without_redoing_finished_dialogues(media, refer
     resumed = subprocess.run(command, check=True, capture_output=True, text=True, timeout=300)
     assert f"{COUNT - written} dialogue(s) extracted, {written} already there" in resumed.stdout
     _assert_same_arrays(reference[1].store_root, store)
+
+
+@pytest.mark.slow
+def test_extraction_joins_a_running_cluster_by_its_address(media, reference, tmp_path):
+    """``--ray-address``: the path a multi-machine cluster takes (``ray start --head`` on one
+    machine, ``ray start --address`` on the others), here a one-node cluster on this machine."""
+    pytest.importorskip("ray")
+    import contextlib
+    import queue
+    import re
+    import secrets
+    import shutil
+    import socket
+    import threading
+    import time
+
+    ray_command = shutil.which("ray") or pytest.skip("the ray command is not on PATH")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # --block: the cluster lives as long as this process, which the test ends itself (ray stop
+    # would also stop any other Ray on the machine).
+    # One token for the head and the driver, as docs/scaling.md sets up a cluster.
+    secured = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    head = subprocess.Popen(
+        [ray_command, "start", "--head", "--block", "--port", str(port), "--num-cpus", "2",
+         "--include-dashboard", "false", "--disable-usage-stats"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=secured)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in head.stdout],
+                     daemon=True).start()
+    dataset, local = reference
+    driver = (
+        "import sys\n"
+        "from hotspot_erc.data.manifest import load_manifest\n"
+        "from hotspot_erc.features.extract import ExtractConfig, extract_features\n"
+        "config = ExtractConfig(modalities=('audio',), audio={'vad': 'energy'}, workers=2,\n"
+        "                       engine='ray', ray_address=sys.argv[3])\n"
+        "extract_features(load_manifest(sys.argv[1]), sys.argv[2], config, progress=False)\n")
+    try:
+        # The address other machines would join, as the head prints it (its node's IP).
+        address, deadline = None, time.monotonic() + 120
+        while address is None and time.monotonic() < deadline and head.poll() is None:
+            with contextlib.suppress(queue.Empty):
+                found = re.search(r"ray start --address='([^']+)'", lines.get(timeout=1))
+                address = found.group(1) if found else None
+        assert address is not None and address.endswith(f":{port}"), "the head did not start"
+        done = subprocess.run([sys.executable, "-c", driver, str(_manifest(media, COUNT)),
+                               str(tmp_path / "store"), address],
+                              capture_output=True, text=True, timeout=300, env=secured)
+    finally:
+        head.terminate()
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            head.kill()
+    assert done.returncode == 0, done.stderr[-2000:]
+    _assert_same_arrays(local.store_root, tmp_path / "store")
+
+
+def test_a_refused_join_names_the_address_and_the_token_setting(monkeypatch):
+    ray = pytest.importorskip("ray")
+    from hotspot_erc.features.ray_engine import ray_session
+
+    def refused(*args, **kwargs):
+        raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", refused)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    with pytest.raises(ConnectionError, match=r"cannot join the Ray cluster at 10\.0\.0\.1:6379"
+                                              r": .*set RAY_AUTH_MODE=token here"):
+        with ray_session("10.0.0.1:6379", num_cpus=2):
+            pass
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # already set: nothing more to suggest
+    with pytest.raises(ConnectionError) as raised:
+        with ray_session("10.0.0.1:6379", num_cpus=2):
+            pass
+    assert "RAY_AUTH_MODE" not in str(raised.value)

@@ -14,7 +14,10 @@ and a killed driver loses at most those. Where Ray runs:
 * ``config.ray_address`` None: a Ray started here for the run (``ray.init(address="local")``
   with ``num_cpus=config.workers``, no dashboard, quiet logging) and shut down after it;
 * an address (``ray start --head`` printed it; ``auto`` finds the one on this machine): that
-  cluster; every node needs this package installed and the media at the same paths;
+  cluster; every node needs this package installed and the media at the same paths. Ray 2.59
+  and later start clusters with token authentication: a driver joining by address needs
+  ``RAY_AUTH_MODE=token`` and the cluster's token (``ray get-auth-token`` on the head; in
+  ``RAY_AUTH_TOKEN`` or ``~/.ray/auth_token`` here), and a refused connection says so;
 * Ray already initialised in this process (a script of one's own, the tests): that session, left
   running.
 
@@ -71,11 +74,25 @@ def ray_session(address: str | None, num_cpus: int) -> Iterator:
     if address is None:
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **quiet)
     else:
-        ray.init(address=address, **quiet)
+        try:
+            ray.init(address=address, **quiet)
+        except ConnectionError as error:
+            raise ConnectionError(join_failure(address, error)) from error
     try:
         yield ray
     finally:
         ray.shutdown()
+
+
+def join_failure(address: str, error: BaseException) -> str:
+    """Why joining the cluster at ``address`` failed, with the usual cause's fix when it is not
+    set up here: Ray's token authentication, on by default since Ray 2.59."""
+    message = f"cannot join the Ray cluster at {address}: {error}"
+    if os.environ.get("RAY_AUTH_MODE") != "token":
+        message += (". If the cluster runs Ray 2.59 or later it expects a token: set "
+                    "RAY_AUTH_MODE=token here, with the cluster's token (ray get-auth-token on "
+                    "the head) in RAY_AUTH_TOKEN or ~/.ray/auth_token (docs/scaling.md)")
+    return message
 
 
 def start_actors(ray, actor_class: type, count: int, *args) -> list:
