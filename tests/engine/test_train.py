@@ -138,6 +138,27 @@ def test_a_run_folder_with_another_config_is_refused(tiny_dataset, tiny_model_co
               tmp_path / "r", progress=False)
 
 
+def test_a_run_started_before_a_field_existed_resumes(tiny_dataset, tiny_model_config,
+                                                     tiny_train_config, tmp_path):
+    # A folder an older version wrote: its config lacks a field added since (neutral_map, whose
+    # default computes what runs computed before it existed).
+    config = tiny_train_config.replace(epochs=2, min_epochs=0)
+    train(tiny_dataset, tiny_model_config, config, tmp_path / "r", progress=False,
+          stop_after_epoch=0)
+    assert len(read_log(tmp_path / "r")) == 1
+    path = tmp_path / "r" / "config.json"
+    saved = json.loads(path.read_text())
+    del saved["model"]["neutral_map"]
+    path.write_text(json.dumps(saved))
+    resumed = train(tiny_dataset, tiny_model_config, config, tmp_path / "r", progress=False)
+    assert len(read_log(tmp_path / "r")) == 2 and resumed.best_epoch in (0, 1)
+    # A field it holds with another value is still another configuration.
+    saved["model"]["hidden"] = tiny_model_config.hidden * 2
+    path.write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=r"another configuration \(model.hidden"):
+        train(tiny_dataset, tiny_model_config, config, tmp_path / "r", progress=False)
+
+
 def test_early_stopping_stops_after_patience(tiny_dataset, tiny_model_config, tiny_train_config,
                                              tmp_path):
     config = tiny_train_config.replace(epochs=30, patience=1, lr=1e-12, min_epochs=0)

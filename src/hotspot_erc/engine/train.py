@@ -320,13 +320,27 @@ def _check_or_write_config(path: Path, resolved: dict) -> None:
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise ValueError(f"{path}: not a run configuration ({error}); use a new --out "
                              "folder or delete it") from None
-        differences = _differences(existing, json.loads(json.dumps(resolved)))
+        differences = _differences(_as_current(existing), json.loads(json.dumps(resolved)))
         if differences:
             shown = "; ".join(differences[:5]) + ("; ..." if len(differences) > 5 else "")
             raise ValueError(f"{path}: this run folder holds a run with another configuration "
                              f"({shown}); use a new --out folder or delete it")
         return
     write_json(path, resolved)
+
+
+def _as_current(existing: dict) -> dict:
+    """A run folder's saved configuration as this version writes it: fields added since are
+    filled with their defaults, which compute what runs computed before the field existed (as
+    for checkpoints), so a run started by an older version resumes. A section that does not
+    read as a config is left as it is (and then differs)."""
+    current = dict(existing)
+    for section, config_class in (("model", ModelConfig), ("train", TrainConfig)):
+        try:
+            current[section] = config_class.from_dict(existing[section]).to_dict()
+        except (KeyError, TypeError, ValueError):
+            pass
+    return current
 
 
 def _differences(existing, requested, where: str = "") -> list[str]:
