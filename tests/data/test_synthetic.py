@@ -304,6 +304,50 @@ def test_distractor_is_a_weaker_span_of_another_class_outside_the_truth():
     assert checked > 20
 
 
+def test_decoys_show_another_class_as_strongly_at_independent_times():
+    # Without noise and lags, every deviation from the nuisance offset is an added span; the
+    # true spans share the emotional moment, each decoy sits at its own time.
+    config = small(decoy_probability=1.0, distractor_probability=0.0, missing_rate=0.0,
+                   noise_std=0.0, lag_max=0.0, num_train=5)
+    signatures = class_signatures(config)
+    checked, apart = 0, 0
+    for dialogue in generate_dataset(config):
+        for utt in dialogue.utterances:
+            if "decoy_class" not in utt.extra:
+                assert not any(u.hotspot_truth.any() for u in utt.features.values())
+                continue
+            decoy = LABEL_NAMES.index(utt.extra["decoy_class"])
+            assert decoy != LABEL_NAMES.index(utt.label)
+            centres = []
+            for modality, record in utt.features.items():
+                if f"decoy_{modality}" not in utt.extra:
+                    continue
+                deviation = record.local - np.median(record.local, axis=0)
+                touched = np.linalg.norm(deviation, axis=1) > 1e-3
+                decoy_rows = touched & ~record.hotspot_truth
+                assert decoy_rows.sum() == record.hotspot_truth.sum()  # as long, as strong
+                projected = deviation[decoy_rows] @ signatures[modality].T / \
+                    config.signature_amplitude  # (rows, classes)
+                np.testing.assert_allclose(projected[:, decoy], 1.0, atol=1e-4)
+                centre = float(utt.extra[f"decoy_{modality}"])
+                np.testing.assert_allclose(
+                    centre, record.position_times[decoy_rows].mean(), atol=1e-6)
+                centres.append(centre)
+                checked += 1
+            apart += len(centres) > 1 and np.ptp(centres) > 0.5
+    assert checked > 100 and apart > 20
+
+
+def test_without_decoys_the_dataset_is_the_one_before_the_knob():
+    plain, off = generate_dataset(small()), generate_dataset(small(decoy_probability=0.0))
+    for a, b in zip(plain, off, strict=True):
+        for u, v in zip(a.utterances, b.utterances, strict=True):
+            assert u.extra == v.extra and "decoy_class" not in u.extra
+            for modality in u.features:
+                np.testing.assert_array_equal(u.features[modality].local,
+                                              v.features[modality].local)
+
+
 @pytest.mark.parametrize("override, field", [
     ({"inertia": 0.8, "contagion": 0.4}, "inertia + contagion"),
     ({"min_hotspot_fraction": 0.1, "max_hotspot_fraction": 0.05}, "min_hotspot_fraction"),
@@ -331,7 +375,8 @@ def test_training_on_nothing_is_refused():
 
 def test_an_unknown_knob_lists_the_known_ones():
     with pytest.raises(ValueError, match=r"unknown keys \['bogus'\]; known keys: seed, num_train, "
-                                         r"num_valid, .*distractor_amplitude_ratio$"):
+                                         r"num_valid, .*distractor_amplitude_ratio, "
+                                         r"decoy_probability$"):
         SyntheticConfig.from_dict({"bogus": 1})
     assert SyntheticConfig.from_dict({"num_train": 5, "modalities": ["text"]}) == SyntheticConfig(
         num_train=5, modalities=("text",))

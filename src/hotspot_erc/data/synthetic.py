@@ -35,9 +35,16 @@ and dimensions), built as
   noise, clipped to [0, 1]. With probability ``prior_accuracy`` that span is the true one (or, for
   a modality without a hotspot, no span at all); otherwise it is a wrong span of the same length.
 
-Ground truth: ``hotspot_truth`` marks exactly the true span (never the distractor). ``extra``
-holds ``emotion_moment`` (seconds) and ``lag_<modality>`` (seconds, for modalities with a
-hotspot) as strings, for tests and explanations; the model never reads them.
+* Optional synchrony (``decoy_probability``, off by default): an utterance with a hotspot gets,
+  in every modality that carries it, a *decoy* span as strong as the true one, of one other
+  class shared by all its modalities, at a time drawn independently per modality. Each modality
+  then shows two classes equally; only the true class's spans co-occur across modalities (up to
+  the lags), so telling them apart takes cross-modal *timing*, which content-only fusion cannot
+  read. ``extra`` holds ``decoy_class`` and ``decoy_<modality>`` (the decoy's centre, seconds).
+
+Ground truth: ``hotspot_truth`` marks exactly the true span (never the distractor or decoy).
+``extra`` holds ``emotion_moment`` (seconds) and ``lag_<modality>`` (seconds, for modalities
+with a hotspot) as strings, for tests and explanations; the model never reads them.
 """
 
 from __future__ import annotations
@@ -111,6 +118,9 @@ class SyntheticConfig:
         prior_noise_std: Gaussian noise on the prior before clipping to [0, 1].
         distractor_probability: probability that a modality with a hotspot also gets a distractor.
         distractor_amplitude_ratio: distractor amplitude relative to ``signature_amplitude``.
+        decoy_probability: probability that an utterance with a hotspot also carries a decoy of
+            one other class in every modality with the hotspot, at independent times (module
+            docstring); 0 draws nothing, so the dataset is exactly the one without the knob.
     """
 
     seed: int = 0
@@ -153,6 +163,7 @@ class SyntheticConfig:
     prior_noise_std: float = 0.05
     distractor_probability: float = 0.1
     distractor_amplitude_ratio: float = 0.5
+    decoy_probability: float = 0.0
 
     @classmethod
     def from_dict(cls, data: dict) -> SyntheticConfig:
@@ -191,7 +202,7 @@ class SyntheticConfig:
             problems.append("max_hotspot_fraction must be <= 1")
         for name in ("turn_switch_probability", "inertia", "contagion", "no_hotspot_fraction",
                      "modality_hotspot_probability", "missing_rate", "prior_accuracy",
-                     "distractor_probability", "shared_fraction"):
+                     "distractor_probability", "shared_fraction", "decoy_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 problems.append(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.inertia + self.contagion > 1.0:
@@ -249,7 +260,10 @@ def describe(config: SyntheticConfig) -> str:
         f"context (inertia {config.inertia:g}, contagion {config.contagion:g}). Missing "
         f"modality rate {config.missing_rate:g}, distractor probability "
         f"{config.distractor_probability:g}, prior "
-        f"{'accuracy ' + format(config.prior_accuracy, 'g') if config.with_prior else 'off'}.")
+        f"{'accuracy ' + format(config.prior_accuracy, 'g') if config.with_prior else 'off'}."
+        + (f" With probability {config.decoy_probability:g} a decoy class shows as strongly in "
+           "every modality with the hotspot, at independent times: only the true class's spans "
+           "co-occur." if config.decoy_probability > 0 else ""))
 
 
 def class_signatures(config: SyntheticConfig) -> dict[str, np.ndarray]:
@@ -370,12 +384,21 @@ def _utterance_features(rng: np.random.Generator, config: SyntheticConfig,
     else:
         moment = duration / 2
     extra = {"emotion_moment": f"{moment:.6f}"}
+    # Drawn only when the knob is on, so that without it the dataset is the one before it.
+    decoy = None
+    if config.decoy_probability > 0 and with_hotspot.any() \
+            and rng.random() < config.decoy_probability:
+        decoy = int(rng.choice([c for c in range(len(LABEL_NAMES)) if c != label]))
+        extra["decoy_class"] = LABEL_NAMES[decoy]
     features = {}
     for k, modality in enumerate(modalities):
-        record, lag = _modality_record(rng, config, signatures[modality], modality, label,
-                                       duration, moment, bool(with_hotspot[k]))
+        record, lag, decoy_centre = _modality_record(
+            rng, config, signatures[modality], modality, label, duration, moment,
+            bool(with_hotspot[k]), decoy)
         if lag is not None:
             extra[f"lag_{modality}"] = f"{lag:.6f}"
+        if decoy_centre is not None:
+            extra[f"decoy_{modality}"] = f"{decoy_centre:.6f}"
         # Every draw happens whatever the missing_rate, so changing it hides records without
         # changing any other array of the dataset.
         features[modality] = ModalityFeatures.missing() if missing[k] else record
@@ -384,14 +407,17 @@ def _utterance_features(rng: np.random.Generator, config: SyntheticConfig,
 
 def _modality_record(rng: np.random.Generator, config: SyntheticConfig, signatures: np.ndarray,
                      modality: str, label: int, duration: float, moment: float,
-                     with_hotspot: bool) -> tuple[ModalityFeatures, float | None]:
+                     with_hotspot: bool, decoy: int | None = None
+                     ) -> tuple[ModalityFeatures, float | None, float | None]:
+    """One modality's record, its lag (None without a hotspot) and the centre of its decoy
+    span in seconds (None without one)."""
     dim = config.dim(modality)
     positions = max(1, round(duration * config.rate_hz(modality)))
     times = (np.arange(positions) + 0.5) * duration / positions  # (positions,) seconds
     nuisance = rng.normal(0.0, config.nuisance_std, size=dim)
     local = rng.normal(0.0, config.noise_std, size=(positions, dim)) + nuisance  # (L, dim)
     truth = np.zeros(positions, dtype=bool)
-    span = lag = None
+    span = lag = decoy_centre = None
     if with_hotspot:
         fraction = rng.uniform(config.min_hotspot_fraction, config.max_hotspot_fraction)
         length = min(positions, max(1, round(fraction * positions)))
@@ -407,11 +433,16 @@ def _modality_record(rng: np.random.Generator, config: SyntheticConfig, signatur
                 other = rng.choice([c for c in range(len(LABEL_NAMES)) if c != label])
                 local[distractor] += (config.distractor_amplitude_ratio
                                       * config.signature_amplitude * signatures[other])
+        if decoy is not None:
+            decoy_span = _span_elsewhere(rng, positions, length, span)
+            if decoy_span is not None:
+                local[decoy_span] += config.signature_amplitude * signatures[decoy]
+                decoy_centre = float(times[decoy_span].mean())
     global_vector = local.mean(axis=0) + rng.normal(0.0, config.global_noise_std, size=dim)
     prior = _prior(rng, config, positions, span) if config.with_prior else None
     record = ModalityFeatures(global_vector=global_vector, local=local, prior=prior,
                               hotspot_truth=truth, position_times=times)
-    return record, lag
+    return record, lag, decoy_centre
 
 
 def _prior(rng: np.random.Generator, config: SyntheticConfig, positions: int,
