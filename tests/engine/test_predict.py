@@ -127,6 +127,17 @@ def test_text_alone_is_extracted_in_memory_to_the_same_predictions(demo, tmp_pat
     assert in_memory.notices == kept.notices
 
 
+def test_a_model_without_text_on_a_transcript_alone_reads_nothing_and_says_so():
+    predictor = Predictor.from_pretrained("ravdess-audio")
+    example = Path(__file__).resolve().parents[2] / "examples" / "dinner.srt"
+    dialogue, notices = load_transcript(example)
+    conversation = predictor.predict(dialogue, notices=notices)
+    assert any("no audio" in n for n in conversation.notices)
+    assert any("knows no text" in n for n in conversation.notices)
+    assert len(conversation.utterances) == len(dialogue.utterances)
+    assert not any(row.modalities["audio"].present for row in conversation.utterances)
+
+
 # The JSON form predictions.jsonl has held since it was introduced (docs/formats.md 4.6), in
 # this key order; the conversation's header has since gained the model card, at the end.
 CONVERSATION_KEYS = ["name", "label_names", "checkpoint", "media", "notices", "utterances",

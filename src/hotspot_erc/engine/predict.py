@@ -222,8 +222,7 @@ class Predictor:
         warm_up = threading.Thread(target=self._warm_up, daemon=True)
         if not self._warmed:
             warm_up.start()
-        if feature_folder is None and "text" in available and not (
-                set(media_modalities(dataset)) & set(config.modalities)):
+        if feature_folder is None and available & set(config.modalities) == {"text"}:
             # Text alone, nothing to keep: no store (a server's text-only requests).
             loaded = self._text_features(dataset)
         else:
