@@ -566,9 +566,9 @@ def _video_segments(dialogue: Dialogue, config: ExtractConfig):
 class DecodedAhead:
     """``decode(item)`` of each item, in order, decoded in a background thread ahead of the
     caller's iteration: ffmpeg decodes in its own process, so the next utterance's frames are
-    decoded while the extractor analyses the current one. Iterate once; afterwards ``decoded``
-    holds every result. :meth:`close` waits for the decoding still running (every item is
-    decoded, as if the list had been built first), then re-raises nothing."""
+    decoded while the extractor analyses the current one. :meth:`close` decodes what the
+    iteration did not reach and returns every result, as if the list had been built first; an
+    exception ``decode`` raised comes out of the iteration, or of :meth:`close`."""
 
     def __init__(self, decode, items) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
@@ -584,12 +584,13 @@ class DecodedAhead:
         return len(self._futures)
 
     def close(self) -> list:
-        """Every item decoded (what iteration had not reached, decoded now), in order."""
-        self._pool.shutdown(wait=True)
-        for future in self._futures[len(self.decoded):]:
-            self.decoded.append(future.result())
+        """Every item decoded, in order; the decoding thread ended."""
+        try:
+            for _ in self:
+                pass
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         return self.decoded
-
 
 
 def extract_dataset(dataset: Dataset, config: ExtractConfig | None = None,
