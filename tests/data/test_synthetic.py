@@ -17,6 +17,7 @@ from hotspot_erc.data.synthetic import (
     class_signatures,
     describe,
     generate_dataset,
+    timing_picks_truth,
 )
 
 
@@ -125,6 +126,26 @@ def test_lags_bounded_spread_and_match_the_span():
     assert lags.std() == pytest.approx(config.lag_max / np.sqrt(3), rel=0.15)
     assert abs(lags.mean()) < 0.1 * config.lag_max
     assert len(np.unique(np.round(lags, 3))) > len(lags) // 2
+
+
+def test_systematic_delays_move_each_modalitys_spans_by_its_delay():
+    config = small(missing_rate=0.0, lag_max=0.2, audio_delay=0.6, video_delay=-0.4)
+    dataset = generate_dataset(config)
+    for modality in MODALITIES:
+        offsets = []
+        for utt, record in records(dataset, modality):
+            if not record.hotspot_truth.any():
+                continue
+            offsets.append(float(utt.extra[f"lag_{modality}"]) - config.delay(modality))
+            start, stop = span_of(record.hotspot_truth)
+            step = (utt.end - utt.start) / record.num_positions
+            lagged = float(utt.extra["emotion_moment"]) + float(utt.extra[f"lag_{modality}"])
+            assert abs(record.position_times[start:stop].mean() - lagged) <= (
+                (stop - start) / 2 * step + step)
+        offsets = np.array(offsets)
+        assert np.all(np.abs(offsets) <= config.lag_max + 1e-9)  # the jitter around the delay
+        assert abs(offsets.mean()) < 0.1 * config.lag_max
+    assert "audio 0.6 s, video -0.4 s" in dataset.description
 
 
 def test_zero_lag_puts_every_modality_on_the_moment():
@@ -336,6 +357,23 @@ def test_decoys_show_another_class_as_strongly_at_independent_times():
                 checked += 1
             apart += len(centres) > 1 and np.ptp(centres) > 0.5
     assert checked > 100 and apart > 20
+
+
+def test_timing_decides_the_decoys_only_when_lags_are_small_or_structured():
+    def ceiling(**knobs):
+        config = small(decoy_probability=1.0, missing_rate=0.0, num_train=30, **knobs)
+        picks = [timing_picks_truth(utt.extra, config)
+                 for dialogue in generate_dataset(config) for utt in dialogue.utterances]
+        decided = [pick for pick in picks if pick is not None]
+        assert len(decided) > 100
+        return np.mean(decided)
+
+    assert ceiling(lag_max=0.0) > 0.95
+    assert ceiling(lag_max=0.0, audio_delay=1.0) > 0.95  # a known delay is no obstacle
+    assert 0.45 < ceiling(lag_max=1.5) < 0.7  # independent large lags: close to chance
+    plain = generate_dataset(small())
+    assert all(timing_picks_truth(utt.extra, small()) is None
+               for dialogue in plain for utt in dialogue.utterances)
 
 
 def test_without_decoys_the_dataset_is_the_one_before_the_knob():

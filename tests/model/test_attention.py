@@ -31,6 +31,21 @@ def test_multi_head_attention_equals_pytorchs_module_with_gradients(self_attenti
         torch.testing.assert_close(fast_grad, reference_grad, atol=1e-5, rtol=1e-5)
 
 
+def test_a_score_bias_is_what_pytorchs_float_attention_mask_adds():
+    torch.manual_seed(0)
+    attention = nn.MultiheadAttention(HIDDEN, 4, batch_first=True)
+    generator = torch.Generator().manual_seed(3)
+    query = torch.randn(3, 6, HIDDEN, generator=generator)
+    key_value = torch.randn(3, 5, HIDDEN, generator=generator)
+    padding = torch.arange(5)[None, :] >= torch.tensor([5, 2, 1])[:, None]
+    bias = torch.randn(3, 4, 6, 5, generator=generator)
+    fast = multi_head_attention(attention, query, key_value, padding, bias)
+    float_padding = torch.zeros(3, 5).masked_fill(padding, float("-inf"))
+    reference = attention(query, key_value, key_value, key_padding_mask=float_padding,
+                          attn_mask=bias.reshape(12, 6, 5), need_weights=False)[0]
+    torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-5)
+
+
 def test_multi_head_attention_rejects_an_unpacked_module():
     attention = nn.MultiheadAttention(HIDDEN, 4, batch_first=True, kdim=8, vdim=8)
     with pytest.raises(ValueError, match="packed"):

@@ -39,7 +39,13 @@ def build(modalities=("text", "audio"), seed=0, **options) -> MixtureOfAligners:
     options.setdefault("max_shift", 2)
     options.setdefault("conv_kernel", 5)
     options.setdefault("low_rank", 3)
-    return MixtureOfAligners(list(modalities), HIDDEN, heads=2, **options).eval()
+    moa = MixtureOfAligners(list(modalities), HIDDEN, heads=2, **options).eval()
+    if options.get("time_bias"):
+        # Trained-looking lag profiles: zero ones would make every time-bias test vacuous.
+        with torch.no_grad():
+            for source, target in moa.pairs:
+                moa.aligner(source, target).time_bias.table.normal_()
+    return moa
 
 
 def assert_same_valid_outputs(first: MoAOutput, second: MoAOutput, masks, rows=None):
@@ -146,8 +152,9 @@ def test_expert_kinds_are_reported():
 
 
 @pytest.mark.parametrize("routing", [True, False])
-def test_padding_positions_change_no_valid_output(routing):
-    moa = build(("text", "audio", "video"), routing=routing)
+@pytest.mark.parametrize("time_bias", [False, True])
+def test_padding_positions_change_no_valid_output(routing, time_bias):
+    moa = build(("text", "audio", "video"), routing=routing, time_bias=time_bias)
     sequences, masks, present = make_inputs(moa.modalities, num_utterances=5)
     reference = moa(sequences, masks, present)
     generator = torch.Generator().manual_seed(1)
@@ -162,10 +169,12 @@ def test_padding_positions_change_no_valid_output(routing):
 
 
 @pytest.mark.parametrize("routing", [True, False])
-def test_cutting_the_padding_off_gives_the_same_outputs(routing):
+@pytest.mark.parametrize("time_bias", [False, True])
+def test_cutting_the_padding_off_gives_the_same_outputs(routing, time_bias):
     # Zeroed padding is not enough: attending to zero keys would still dilute the attention, so
-    # a row fed with its padding cut off must give exactly what it gives inside the batch.
-    moa = build(("text", "audio", "video"), routing=routing)
+    # a row fed with its padding cut off must give exactly what it gives inside the batch (and
+    # the clock of the time bias counts valid positions only).
+    moa = build(("text", "audio", "video"), routing=routing, time_bias=time_bias)
     sequences, masks, present = make_inputs(moa.modalities, absent=[("video", 3)])
     batched = moa(sequences, masks, present)
     for row in range(4):
@@ -306,13 +315,47 @@ def _projected_loss(out: MoAOutput, seed: int = 0) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("routing", [True, False])
-def test_gradients_reach_every_parameter(routing):
+@pytest.mark.parametrize("time_bias", [False, True])
+def test_gradients_reach_every_parameter(routing, time_bias):
     # K = E so that every expert of every pair is selected and must learn.
-    moa = build(("text", "audio", "video"), num_experts=4, top_k=4, routing=routing)
+    moa = build(("text", "audio", "video"), num_experts=4, top_k=4, routing=routing,
+                time_bias=time_bias)
     _projected_loss(moa(*make_inputs(moa.modalities))).backward()
     silent = [name for name, p in moa.named_parameters()
               if p.grad is None or p.grad.abs().sum() == 0]
     assert silent == []
+
+
+@pytest.mark.parametrize("routing", [True, False])
+def test_zero_lag_profiles_compute_exactly_the_content_only_attention(routing):
+    plain = build(("text", "audio", "video"), routing=routing)
+    timed = build(("text", "audio", "video"), routing=routing, time_bias=True)
+    with torch.no_grad():
+        for source, target in timed.pairs:
+            timed.aligner(source, target).time_bias.table.zero_()
+    missing, unexpected = timed.load_state_dict(plain.state_dict(), strict=False)
+    assert unexpected == [] and all(name.endswith("time_bias.table") for name in missing)
+    inputs = make_inputs(plain.modalities, absent=[("video", 2)])
+    reference, out = plain(*inputs), timed(*inputs)
+    assert_same_valid_outputs(reference, out, inputs[1])
+
+
+def test_the_routing_weights_mix_the_lag_profiles():
+    # One expert kept per utterance: its profile alone shapes that utterance's attention, so
+    # moving only the other experts' profiles changes nothing in it, and moving its own does.
+    moa = build(("text", "audio"), num_experts=3, top_k=1, time_bias=True)
+    inputs = make_inputs(moa.modalities)
+    reference = moa(*inputs)
+    table = moa.aligner("audio", "text").time_bias.table
+    chosen = int(reference.routing[("audio", "text")].selected[0, 0])
+    with torch.no_grad():
+        for expert in set(range(3)) - {chosen}:
+            table[expert].add_(5.0 * torch.randn_like(table[expert]))
+    assert_same_valid_outputs(reference, moa(*inputs), inputs[1], rows=slice(0, 1))
+    with torch.no_grad():
+        table[chosen].add_(torch.linspace(-3.0, 3.0, table.shape[-1]))
+    moved = moa(*inputs)
+    assert not torch.allclose(moved.pooled["text"][0], reference.pooled["text"][0])
 
 
 def test_router_learns_from_the_task_even_with_top1():

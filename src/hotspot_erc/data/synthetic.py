@@ -21,7 +21,9 @@ and dimensions), built as
   positions (at least one). Its centre is the utterance's emotional moment ``tau_i`` plus a lag
   ``U(-lag_max, lag_max)`` drawn per modality: the modalities are asynchronous, which is what
   the Mixture-of-Aligners must handle. ``tau_i`` is drawn so that moment + lag stays inside the
-  utterance.
+  utterance. Optionally each modality also has a systematic delay ``<modality>_delay`` (seconds,
+  0 by default), added to every one of its lags: asynchrony with a structure (a face that reacts
+  after the words), where independent lags have none.
 * An utterance has no hotspot at all with probability ``no_hotspot_fraction``; otherwise each
   modality carries one with probability ``modality_hotspot_probability`` (at least one does).
   Labels follow speaker inertia (keep one's previous emotion, probability ``inertia``) and
@@ -43,8 +45,8 @@ and dimensions), built as
   read. ``extra`` holds ``decoy_class`` and ``decoy_<modality>`` (the decoy's centre, seconds).
 
 Ground truth: ``hotspot_truth`` marks exactly the true span (never the distractor or decoy).
-``extra`` holds ``emotion_moment`` (seconds) and ``lag_<modality>`` (seconds, for modalities
-with a hotspot) as strings, for tests and explanations; the model never reads them.
+``extra`` holds ``emotion_moment`` (seconds) and ``lag_<modality>`` (seconds, delay included, for
+modalities with a hotspot) as strings, for tests and explanations; the model never reads them.
 """
 
 from __future__ import annotations
@@ -103,6 +105,8 @@ class SyntheticConfig:
             carries the hotspot (at least one modality always does).
         min_hotspot_fraction, max_hotspot_fraction: span length as a fraction of the positions.
         lag_max: each modality's span centre is the emotional moment plus U(-lag_max, lag_max) s.
+        text_delay, audio_delay, video_delay: a systematic delay in seconds added to every lag of
+            that modality (default 0: the lags are independent jitter only).
         signature_amplitude: amplitude ``A`` of the class signature on the span.
         shared_fraction: signature energy shared within hap/exc and within sad/fru.
         pair_disambiguators: per pair of ``SHARED_PAIRS``, the modality where the pair shares
@@ -151,6 +155,9 @@ class SyntheticConfig:
     min_hotspot_fraction: float = 0.02
     max_hotspot_fraction: float = 0.05
     lag_max: float = 0.5
+    text_delay: float = 0.0
+    audio_delay: float = 0.0
+    video_delay: float = 0.0
     signature_amplitude: float = 3.5
     shared_fraction: float = 0.9
     pair_disambiguators: tuple[str, ...] = ("text", "audio")
@@ -235,8 +242,37 @@ class SyntheticConfig:
     def rate_hz(self, modality: str) -> float:
         return float(getattr(self, f"{modality}_rate_hz"))
 
+    def delay(self, modality: str) -> float:
+        return float(getattr(self, f"{modality}_delay"))
+
     def dim(self, modality: str) -> int:
         return int(getattr(self, f"{modality}_dim"))
+
+
+def timing_picks_truth(extra: dict[str, str], config: SyntheticConfig) -> float | None:
+    """What an ideal reader of cross-modal timing gets right on one utterance with a decoy.
+
+    It knows each modality's systematic delay and nothing else, and picks the class whose span
+    centres (minus the delays) lie closer together across modalities: 1.0 when that is the true
+    class, 0.0 when it is the decoy, 0.5 on a tie. None when timing cannot decide: no decoy, or
+    fewer than two modalities carrying both spans. Averaged over a dataset, this is the ceiling
+    of what timing can add on the decoys (``benchmarks/synthetic_timing.py``).
+    """
+    moment = float(extra.get("emotion_moment", "nan"))
+    both = [m for m in MODALITIES if f"lag_{m}" in extra and f"decoy_{m}" in extra]
+    if "decoy_class" not in extra or len(both) < 2:
+        return None
+    true_centres = [moment + float(extra[f"lag_{m}"]) - config.delay(m) for m in both]
+    decoy_centres = [float(extra[f"decoy_{m}"]) - config.delay(m) for m in both]
+    true_spread, decoy_spread = np.ptp(true_centres), np.ptp(decoy_centres)
+    if true_spread == decoy_spread:
+        return 0.5
+    return float(true_spread < decoy_spread)
+
+
+def _delays_text(config: SyntheticConfig) -> str:
+    delays = [f"{m} {config.delay(m):g} s" for m in config.modalities if config.delay(m) != 0]
+    return f" after systematic delays ({', '.join(delays)})" if delays else ""
 
 
 def describe(config: SyntheticConfig) -> str:
@@ -253,7 +289,8 @@ def describe(config: SyntheticConfig) -> str:
         f"{shapes}. The emotion shows as a class signature (amplitude "
         f"{config.signature_amplitude:g}) on a span of {100 * config.min_hotspot_fraction:g}-"
         f"{100 * config.max_hotspot_fraction:g}% of the positions, lagged by up to "
-        f"+-{config.lag_max:g} s per modality, under a per-utterance nuisance offset (std "
+        f"+-{config.lag_max:g} s per modality{_delays_text(config)}, under a per-utterance "
+        f"nuisance offset (std "
         f"{config.nuisance_std:g}) that hides it in the mean-pooled global vector. Shared "
         f"signatures ({100 * config.shared_fraction:g}%): {pairs}. "
         f"{100 * config.no_hotspot_fraction:g}% of utterances have no hotspot and need the "
@@ -379,10 +416,13 @@ def _utterance_features(rng: np.random.Generator, config: SyntheticConfig,
     if missing.all():
         missing[kept_anyway] = False
     # The moment leaves room for the largest lag on both sides when the utterance allows it.
-    if duration > 2 * config.lag_max:
-        moment = float(rng.uniform(config.lag_max, duration - config.lag_max))
+    delays = [config.delay(m) for m in modalities]
+    earliest = config.lag_max + max(0.0, -min(delays))
+    latest = duration - config.lag_max - max(0.0, max(delays))
+    if latest > earliest:
+        moment = float(rng.uniform(earliest, latest))
     else:
-        moment = duration / 2
+        moment = (earliest + latest) / 2
     extra = {"emotion_moment": f"{moment:.6f}"}
     # Drawn only when the knob is on, so that without it the dataset is the one before it.
     decoy = None
@@ -421,7 +461,7 @@ def _modality_record(rng: np.random.Generator, config: SyntheticConfig, signatur
     if with_hotspot:
         fraction = rng.uniform(config.min_hotspot_fraction, config.max_hotspot_fraction)
         length = min(positions, max(1, round(fraction * positions)))
-        lag = float(rng.uniform(-config.lag_max, config.lag_max))
+        lag = config.delay(modality) + float(rng.uniform(-config.lag_max, config.lag_max))
         centre = min(positions - 1, max(0, int((moment + lag) / duration * positions)))
         start = min(max(0, centre - length // 2), positions - length)
         span = slice(start, start + length)

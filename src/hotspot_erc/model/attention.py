@@ -38,16 +38,17 @@ class ThresholdDropout(nn.Dropout):
 
 
 def multi_head_attention(attention: nn.MultiheadAttention, query: Tensor, key_value: Tensor,
-                         key_padding_mask: Tensor) -> Tensor:
-    """``attention(query, key_value, key_value, key_padding_mask=..., need_weights=False)[0]``
-    for a batch-first module, without dropout on the attention weights.
+                         key_padding_mask: Tensor, score_bias: Tensor | None = None) -> Tensor:
+    """``attention(query, key_value, key_value, key_padding_mask=..., attn_mask=score_bias,
+    need_weights=False)[0]`` for a batch-first module, without dropout on the attention weights.
 
     The same parameters and equations as PyTorch's module, computed with batch-first views all
     the way into the fused attention kernel instead of its (L, N, H) transposes and copies.
 
     Shapes: ``query`` ``(N, Lq, H)``, ``key_value`` ``(N, Lk, H)``, ``key_padding_mask``
-    ``(N, Lk)`` bool, True = ignore this key (every row needs one key it may read) ->
-    ``(N, Lq, H)``.
+    ``(N, Lk)`` bool, True = ignore this key (every row needs one key it may read),
+    ``score_bias`` ``(N, heads, Lq, Lk)`` float added to every head's scores after scaling, or
+    None -> ``(N, Lq, H)``.
     """
     if not attention.batch_first or attention.in_proj_weight is None \
             or attention.in_proj_bias is None or attention.bias_k is not None:
@@ -66,6 +67,9 @@ def multi_head_attention(attention: nn.MultiheadAttention, query: Tensor, key_va
         q = q.view(rows, query_length, heads, head_dim).transpose(1, 2)  # (N, heads, Lq, d)
         k, v = F.linear(key_value, weight[hidden:], bias[hidden:]).view(
             rows, key_length, 2, heads, head_dim).permute(2, 0, 3, 1, 4)  # (N, heads, Lk, d)
-    attended = F.scaled_dot_product_attention(
-        q, k, v, attn_mask=~key_padding_mask[:, None, None, :])  # (N, heads, Lq, d)
+    if score_bias is None:
+        mask = ~key_padding_mask[:, None, None, :]  # True = may read
+    else:
+        mask = score_bias.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
+    attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (N, heads, Lq, d)
     return attention.out_proj(attended.transpose(1, 2).reshape(rows, query_length, hidden))

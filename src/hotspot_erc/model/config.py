@@ -86,9 +86,14 @@ class MoAConfig:
     # How the shift and convolution experts start (model/aligners.py, INITS).
     init: str = "uniform"
     balance_weight: float = 0.01
+    # A relative-time bias in every cross-attention, one lag profile per expert
+    # (model/time_bias.py); off, the attention compares contents only.
+    time_bias: bool = False
+    time_knots: int = 33
 
     def __post_init__(self) -> None:
-        _check(self, {"num_experts": 1, "top_k": 1, "max_shift": 0, "conv_kernel": 1},
+        _check(self, {"num_experts": 1, "top_k": 1, "max_shift": 0, "conv_kernel": 1,
+                      "time_knots": 2},
                {"init": ("uniform", "identity")})
         if self.top_k > self.num_experts:
             raise ValueError(f"MoAConfig: top_k: expected 1..num_experts ({self.num_experts}), "

@@ -9,7 +9,10 @@ HGF output ``(L_m, H)`` of modality ``m`` and ``mean`` the mean over its valid p
    ``T``, ``w_e = p_e / sum_{f in T} p_f`` for ``e in T`` and 0 otherwise;
    ``M = sum_e w_e A_e(F[k])``.
 3. Cross-attention: ``Y[k->j] = LayerNorm(F[j] + Dropout(MHA(query=F[j], key=M, value=M)))``,
-   with the source's padding as key padding mask.
+   with the source's padding as key padding mask. With ``time_bias`` its scores also get a
+   relative-time bias (:mod:`hotspot_erc.model.time_bias`): each expert carries a lag profile
+   over ``u_q - u_k`` (normalised positions), mixed with the same weights ``w`` as the experts,
+   so an expert is a lag hypothesis together with its key map; every profile starts at zero.
 4. Combine over sources: ``F'[j] = mean over the sources k present for this utterance of
    Y[k->j]``. A source that is absent is left out of the mean (never fed in as zeros). If no
    source is present for an utterance, ``F'[j] = F[j]``: the target keeps its own sequence.
@@ -45,7 +48,8 @@ Choices the paper leaves open, and ours:
 * Output sequences are zero at the target's padded positions; the pooled vector of a target that
   is absent for an utterance is zero (the caller masks it with ``present``).
 * ``routing=False`` is the ``fixed_align`` ablation: one plain cross-attention per pair directly
-  over ``F[k]``, no experts, no router, an empty ``routing`` dict and a zero balance loss.
+  over ``F[k]``, no experts, no router, an empty ``routing`` dict and a zero balance loss. With
+  ``time_bias`` it has one lag profile per pair, the same for every utterance.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ from torch.nn import functional
 from hotspot_erc.model.aligners import build_aligner_experts, mix_experts
 from hotspot_erc.model.attention import ThresholdDropout, multi_head_attention
 from hotspot_erc.model.pooling import AttentionPool, masked_mean
+from hotspot_erc.model.time_bias import RelativeTimeBias
 
 
 @dataclass
@@ -127,7 +132,8 @@ class PairAligner(nn.Module):
 
     def __init__(self, hidden: int, *, num_experts: int, top_k: int, heads: int, dropout: float,
                  routing: bool, max_shift: int, conv_kernel: int, low_rank: int,
-                 edges: str = "replicate", init: str = "uniform") -> None:
+                 edges: str = "replicate", init: str = "uniform", time_bias: bool = False,
+                 time_knots: int = 33) -> None:
         super().__init__()
         self.num_experts = num_experts
         self.top_k = top_k
@@ -143,12 +149,15 @@ class PairAligner(nn.Module):
                                                      batch_first=True)
         self.dropout = ThresholdDropout(dropout)
         self.norm = nn.LayerNorm(hidden)
+        self.time_bias = (RelativeTimeBias(heads, tables=num_experts if routing else 1,
+                                           knots=time_knots) if time_bias else None)
 
     def forward(self, target: Tensor, target_mask: Tensor, source: Tensor, source_mask: Tensor,
                 valid: Tensor, summaries: tuple[Tensor, Tensor] | None = None,
                 ) -> tuple[Tensor, RoutingInfo | None]:
         info = None
         keys = source
+        weights = None
         if self.routing:
             if summaries is None:
                 summaries = (masked_mean(target, target_mask, dim=1),
@@ -164,7 +173,10 @@ class PairAligner(nn.Module):
         # softmax NaN (NaN gradients too); such rows attend to their zeroed keys instead, and the
         # caller discards them through ``valid``.
         key_padding = ~source_mask & valid.unsqueeze(1)  # (N, Lk) True = ignore
-        attended = multi_head_attention(self.cross_attention, target, keys, key_padding)
+        score_bias = (None if self.time_bias is None
+                      else self.time_bias(target_mask, source_mask, weights))  # (N, h, Lj, Lk)
+        attended = multi_head_attention(self.cross_attention, target, keys, key_padding,
+                                        score_bias)
         return self.norm(target + self.dropout(attended)), info
 
 
@@ -188,6 +200,9 @@ class MixtureOfAligners(nn.Module):
             or ``"zero"`` (:mod:`hotspot_erc.model.aligners`; default ``"replicate"``).
         init (str): how the temporal experts start, ``"uniform"`` or ``"identity"``
             (:data:`hotspot_erc.model.aligners.INITS`; default ``"uniform"``).
+        time_bias (bool): add the relative-time bias of step 3 to every cross-attention
+            (default False).
+        time_knots (int): knots of each lag profile (default 33).
 
     Shapes:
         ``sequences[m]`` ``(N, L_m, H)``, ``masks[m]`` ``(N, L_m)`` bool, ``present[m]`` ``(N,)``
@@ -197,7 +212,8 @@ class MixtureOfAligners(nn.Module):
     def __init__(self, modalities: Sequence[str], hidden: int, *, num_experts: int = 4,
                  top_k: int = 2, heads: int = 4, dropout: float = 0.1, routing: bool = True,
                  max_shift: int = 4, conv_kernel: int = 9, low_rank: int = 16,
-                 edges: str = "replicate", init: str = "uniform") -> None:
+                 edges: str = "replicate", init: str = "uniform", time_bias: bool = False,
+                 time_knots: int = 33) -> None:
         super().__init__()
         modalities = list(modalities)
         if len(modalities) < 2:
@@ -224,7 +240,8 @@ class MixtureOfAligners(nn.Module):
             self._pair_key(source, target): PairAligner(
                 hidden, num_experts=num_experts, top_k=top_k, heads=heads, dropout=dropout,
                 routing=routing, max_shift=max_shift, conv_kernel=conv_kernel,
-                low_rank=min(low_rank, hidden), edges=edges, init=init)
+                low_rank=min(low_rank, hidden), edges=edges, init=init, time_bias=time_bias,
+                time_knots=time_knots)
             for source, target in self.pairs})
         self.pools = nn.ModuleDict({m: AttentionPool(hidden) for m in modalities})
 
