@@ -36,7 +36,8 @@ def test_vectorised_bias_equals_the_element_by_element_reference(tables):
     query_mask = ragged_mask([4, 2, 3], 4)
     key_mask = ragged_mask([6, 6, 1], 6)
     weights = torch.softmax(torch.randn(3, tables), dim=-1) if tables > 1 else None
-    expected = relative_time_bias_reference(bias.table.detach(), query_mask, key_mask, weights)
+    expected = relative_time_bias_reference(bias.gain * bias.table.detach(), query_mask,
+                                            key_mask, weights)
     torch.testing.assert_close(bias(query_mask, key_mask, weights), expected)
 
 
@@ -58,9 +59,9 @@ def test_a_profile_moves_attention_to_the_position_it_prefers():
     attention = nn.MultiheadAttention(4, 1, batch_first=True)
     query = torch.randn(1, 2, 4)
     keys = torch.ones(1, 4, 4) + torch.arange(4.0)[None, :, None] * torch.tensor([0, 0, 0, 1.0])
-    bias = RelativeTimeBias(1, knots=17)  # a knot every 0.125; -0.375 is knot 5
+    bias = RelativeTimeBias(1, knots=17, gain=10.0)  # a knot every 0.125; -0.375 is knot 5
     with torch.no_grad():
-        bias.table[0, 0, 5] = 50.0
+        bias.table[0, 0, 5] = 5.0  # a height of 50
     padding = torch.zeros(1, 4, dtype=torch.bool)
     read = multi_head_attention(attention, query, keys,
                                 padding, bias(torch.ones(1, 2, dtype=torch.bool), ~padding))
@@ -73,6 +74,8 @@ def test_a_profile_moves_attention_to_the_position_it_prefers():
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="knots"):
         RelativeTimeBias(2, knots=1)
+    with pytest.raises(ValueError, match="gain"):
+        RelativeTimeBias(2, gain=0.0)
     bias = RelativeTimeBias(2, tables=3)
     mask = ragged_mask([2], 2)
     with pytest.raises(ValueError, match="3 tables need mixing weights"):

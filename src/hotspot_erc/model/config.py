@@ -90,6 +90,7 @@ class MoAConfig:
     # (model/time_bias.py); off, the attention compares contents only.
     time_bias: bool = False
     time_knots: int = 33
+    time_gain: float = 8.0
 
     def __post_init__(self) -> None:
         _check(self, {"num_experts": 1, "top_k": 1, "max_shift": 0, "conv_kernel": 1,
@@ -101,6 +102,9 @@ class MoAConfig:
         if self.balance_weight < 0:
             raise ValueError(f"MoAConfig: balance_weight: expected a number >= 0, got "
                              f"{self.balance_weight}")
+        if self.time_gain <= 0:
+            raise ValueError(f"MoAConfig: time_gain: expected a number > 0, got "
+                             f"{self.time_gain}")
 
 
 @dataclass

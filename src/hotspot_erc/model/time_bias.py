@@ -27,6 +27,11 @@ Every table starts at zero: the bias is then zero everywhere and the attention c
 what it computes without it (tested), so the clock is something training adds, not a change of
 the starting point.
 
+The profile is stored divided by a ``gain``, ``T = gain * T_stored``. Adam moves every stored
+number by about the learning rate per step, whatever its gradient's scale; a profile must reach
+heights of several units to steer a softmax over dozens of keys, which without the gain took more
+steps than a training run has (docs/results.md, "aligners and timing").
+
 :func:`relative_time_bias_reference` is the plain per-element loop the vectorised module is
 tested against.
 """
@@ -55,20 +60,25 @@ class RelativeTimeBias(nn.Module):
             experts whose routing weights mix them (default 1).
         knots (int): ``G``, knots of each piecewise-linear profile over ``(-1, 1)``, at least 2
             (default 33: a knot every 1/16 of an utterance).
+        gain (float): ``T = gain * table`` (default 8.0; the module docstring says why).
 
     Shapes: ``forward(query_mask (N, Lq), key_mask (N, Lk), weights (N, tables) or None)`` ->
     ``(N, heads, Lq, Lk)``. ``weights`` is required when ``tables > 1``.
     """
 
-    def __init__(self, heads: int, *, tables: int = 1, knots: int = 33) -> None:
+    def __init__(self, heads: int, *, tables: int = 1, knots: int = 33,
+                 gain: float = 8.0) -> None:
         super().__init__()
         if heads < 1 or tables < 1:
             raise ValueError(f"RelativeTimeBias: heads and tables must be >= 1, got {heads} "
                              f"and {tables}")
         if knots < 2:
             raise ValueError(f"RelativeTimeBias: knots must be >= 2, got {knots}")
+        if gain <= 0:
+            raise ValueError(f"RelativeTimeBias: gain must be > 0, got {gain}")
         self.heads = heads
         self.knots = knots
+        self.gain = gain
         self.table = nn.Parameter(torch.zeros(tables, heads, knots))
 
     def profiles(self, rows: int, weights: Tensor | None) -> Tensor:
@@ -78,11 +88,11 @@ class RelativeTimeBias(nn.Module):
             if tables != 1:
                 raise ValueError(f"RelativeTimeBias: {tables} tables need mixing weights "
                                  f"(N, {tables})")
-            return self.table[0].expand(rows, -1, -1)
+            return (self.gain * self.table[0]).expand(rows, -1, -1)
         if weights.shape != (rows, tables):
             raise ValueError(f"RelativeTimeBias: weights must be (N={rows}, {tables}), got "
                              f"{tuple(weights.shape)}")
-        return torch.einsum("ne,ehg->nhg", weights, self.table)
+        return torch.einsum("ne,ehg->nhg", weights, self.gain * self.table)
 
     def forward(self, query_mask: Tensor, key_mask: Tensor,
                 weights: Tensor | None = None) -> Tensor:
@@ -103,7 +113,8 @@ class RelativeTimeBias(nn.Module):
 
 def relative_time_bias_reference(table: Tensor, query_mask: Tensor, key_mask: Tensor,
                                  weights: Tensor | None = None) -> Tensor:
-    """The bias of :class:`RelativeTimeBias` element by element: ``table`` ``(tables, heads, G)``,
+    """The bias of :class:`RelativeTimeBias` element by element: ``table`` ``(tables, heads, G)``
+    (the profiles, the gain already applied),
     masks ``(N, Lq)`` and ``(N, Lk)``, ``weights`` ``(N, tables)`` or None ->
     ``(N, heads, Lq, Lk)``."""
     tables, heads, knots = table.shape
