@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
 from hotspot_erc.data.dialogue import Dataset, FeatureSpec, ModalitySpec
+from hotspot_erc.data.synthetic import SyntheticConfig, generate_dataset
 from hotspot_erc.engine.checkpoint import FeatureSpecMismatch
 from hotspot_erc.engine.evaluate import evaluate_checkpoint
 from hotspot_erc.engine.train import train
+
+from .conftest import TINY
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +78,24 @@ def test_hotspot_subsets_split_the_scored_utterances(run_dir, tiny_dataset):
     expected = len(hotspot_free)
     got = subsets["without_hotspot"]["num_samples"] if subsets["without_hotspot"] else 0
     assert got == expected
+
+
+def test_decoy_subsets_appear_only_where_the_ground_truth_has_decoys(tiny_dataset):
+    from hotspot_erc.engine.evaluate import hotspot_subsets
+
+    plain_ids = [u.uid for d in tiny_dataset.split("test") for u in d.utterances]
+    assert set(hotspot_subsets(tiny_dataset.split("test"), plain_ids)) == {
+        "with_hotspot", "without_hotspot"}
+    decoyed = generate_dataset(SyntheticConfig(**{**TINY, "decoy_probability": 1.0}))
+    dialogues = decoyed.split("test")
+    ids = [u.uid for d in dialogues for u in d.utterances]
+    subsets = hotspot_subsets(dialogues, ids)
+    expected = np.array(["decoy_class" in u.extra for d in dialogues for u in d.utterances])
+    assert expected.any()
+    np.testing.assert_array_equal(subsets["with_decoy"], expected)
+    np.testing.assert_array_equal(subsets["with_hotspot_without_decoy"],
+                                  subsets["with_hotspot"] & ~expected)
+    assert not (subsets["with_decoy"] & subsets["without_hotspot"]).any()  # decoys need a hotspot
 
 
 def test_non_finite_logits_are_an_error_naming_the_utterance(run_dir, tiny_dataset):

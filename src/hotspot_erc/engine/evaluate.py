@@ -78,19 +78,28 @@ def evaluate_model(model: HotspotERC, dialogues: Sequence[Dialogue], label_names
 def hotspot_subsets(dialogues: Sequence[Dialogue], utterance_ids: Sequence[str]
                     ) -> dict[str, np.ndarray] | None:
     """Masks over ``utterance_ids``: utterances with a ground-truth hotspot in some modality, and
-    those with none (only dialogue context can label them). None without ground truth."""
-    has_hotspot = {}
+    those with none (only dialogue context can label them); where the ground truth records decoys
+    (the synthetic benchmark's ``decoy_class``), also the utterances with a decoy, which only
+    cross-modal timing tells from the true class, and the hotspot utterances without one. None
+    without ground truth."""
+    has_hotspot, has_decoy = {}, {}
     for dialogue in dialogues:
         for utt in dialogue.utterances:
             truths = [r.hotspot_truth for r in utt.features.values()
                       if r.present and r.hotspot_truth is not None]
             if truths:
                 has_hotspot[utt.uid] = any(bool(t.any()) for t in truths)
+            has_decoy[utt.uid] = "decoy_class" in utt.extra
     if not has_hotspot:
         return None
     flags = np.array([has_hotspot.get(uid) for uid in utterance_ids], dtype=object)
-    return {"with_hotspot": flags == True,  # noqa: E712 (None marks "unknown")
-            "without_hotspot": flags == False}  # noqa: E712
+    subsets = {"with_hotspot": flags == True,  # noqa: E712 (None marks "unknown")
+               "without_hotspot": flags == False}  # noqa: E712
+    if any(has_decoy.values()):
+        decoys = np.array([has_decoy.get(uid, False) for uid in utterance_ids], dtype=bool)
+        subsets["with_decoy"] = decoys
+        subsets["with_hotspot_without_decoy"] = subsets["with_hotspot"] & ~decoys
+    return subsets
 
 
 def evaluate_checkpoint(checkpoint_dir: str | os.PathLike, dataset: Dataset, split: str,
