@@ -7,6 +7,7 @@ is its own.
 
     python benchmarks/model_speed.py                 # full, corect, fixed_align, no_hgf
     python benchmarks/model_speed.py --variants full,no_moa --repeats 5
+    python benchmarks/model_speed.py --variants full,fixed_align --set moa.time_bias=true
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def make_batch(seed: int = 0):
                  labels, speakers, modalities)
 
 
-def measure(variant: str, repeats: int, threads: int) -> dict:
+def measure(variant: str, repeats: int, threads: int, settings: dict) -> dict:
     import torch
 
     from hotspot_erc.model.config import ModelConfig
@@ -58,7 +59,7 @@ def measure(variant: str, repeats: int, threads: int) -> dict:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     base = ModelConfig(input_dims={m: (d, d) for m, d in SHAPE["dims"].items()}, num_classes=6)
-    model = build_model(variant, base)
+    model = build_model(variant, base, settings)
     model.train()
     batch = make_batch()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -83,19 +84,27 @@ def main() -> None:
     parser.add_argument("--variants", default="full,corect,fixed_align,no_hgf")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="model setting for every variant, e.g. moa.time_bias=true")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    settings = {}
+    for pair in args.set:
+        key, _, raw = pair.partition("=")
+        settings[key] = json.loads(raw)
     if args.one:
-        print(json.dumps(measure(args.one, args.repeats, args.threads)))
+        print(json.dumps(measure(args.one, args.repeats, args.threads, settings)))
         return
     results = {}
     for variant in args.variants.split(","):
         out = subprocess.run([sys.executable, __file__, "--one", variant, "--repeats",
-                              str(args.repeats), "--threads", str(args.threads)],
+                              str(args.repeats), "--threads", str(args.threads),
+                              *[f"--set={pair}" for pair in args.set]],
                              check=True, capture_output=True, text=True).stdout
         results[variant] = json.loads(out.strip().splitlines()[-1])
     print(f"batch: {SHAPE['dialogues']} dialogues x {SHAPE['utterances']} utterances, positions "
-          f"{SHAPE['positions']}, {args.threads} threads, median of {args.repeats}")
+          f"{SHAPE['positions']}, {args.threads} threads, median of {args.repeats}"
+          + (f", settings {settings}" if settings else ""))
     print(f"{'variant':<14}{'fwd+bwd s':>11}{'peak RSS MiB':>14}{'parameters':>12}")
     for name, row in results.items():
         print(f"{name:<14}{row['seconds_median']:>11.3f}{row['peak_rss_mib']:>14.0f}"

@@ -51,6 +51,14 @@ def test_the_bias_starts_at_zero_and_learns():
     assert bias.table.grad.abs().sum() > 0
 
 
+def test_the_centred_start_prefers_keys_at_the_querys_own_time():
+    bias = RelativeTimeBias(2, tables=3, knots=33, init="centred")
+    mask = ragged_mask([8], 8)
+    out = bias(mask, mask, torch.full((1, 3), 1 / 3))[0]  # (heads, 8, 8)
+    torch.testing.assert_close(out.diagonal(dim1=-2, dim2=-1), torch.full((2, 8), 3.0))
+    assert (out[:, 0, 1:] < 3.0).all() and (out[:, 0, 7] < 0.1).all()  # falls off with distance
+
+
 def test_a_profile_moves_attention_to_the_position_it_prefers():
     # Keys that differ in one channel only (so that what was read can be told apart); a profile
     # peaked at delta = -0.375 must make the first of two queries (time 0.25) read the third of
@@ -76,6 +84,8 @@ def test_bad_arguments_are_refused():
         RelativeTimeBias(2, knots=1)
     with pytest.raises(ValueError, match="gain"):
         RelativeTimeBias(2, gain=0.0)
+    with pytest.raises(ValueError, match="init"):
+        RelativeTimeBias(2, init="random")
     bias = RelativeTimeBias(2, tables=3)
     mask = ragged_mask([2], 2)
     with pytest.raises(ValueError, match="3 tables need mixing weights"):

@@ -91,11 +91,12 @@ class MoAConfig:
     time_bias: bool = False
     time_knots: int = 33
     time_gain: float = 8.0
+    time_init: str = "zero"
 
     def __post_init__(self) -> None:
         _check(self, {"num_experts": 1, "top_k": 1, "max_shift": 0, "conv_kernel": 1,
                       "time_knots": 2},
-               {"init": ("uniform", "identity")})
+               {"init": ("uniform", "identity"), "time_init": ("zero", "centred")})
         if self.top_k > self.num_experts:
             raise ValueError(f"MoAConfig: top_k: expected 1..num_experts ({self.num_experts}), "
                              f"got {self.top_k}")

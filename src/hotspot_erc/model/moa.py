@@ -133,7 +133,7 @@ class PairAligner(nn.Module):
     def __init__(self, hidden: int, *, num_experts: int, top_k: int, heads: int, dropout: float,
                  routing: bool, max_shift: int, conv_kernel: int, low_rank: int,
                  edges: str = "replicate", init: str = "uniform", time_bias: bool = False,
-                 time_knots: int = 33, time_gain: float = 8.0) -> None:
+                 time_knots: int = 33, time_gain: float = 8.0, time_init: str = "zero") -> None:
         super().__init__()
         self.num_experts = num_experts
         self.top_k = top_k
@@ -150,7 +150,7 @@ class PairAligner(nn.Module):
         self.dropout = ThresholdDropout(dropout)
         self.norm = nn.LayerNorm(hidden)
         self.time_bias = (RelativeTimeBias(heads, tables=num_experts if routing else 1,
-                                           knots=time_knots, gain=time_gain)
+                                           knots=time_knots, gain=time_gain, init=time_init)
                           if time_bias else None)
 
     def forward(self, target: Tensor, target_mask: Tensor, source: Tensor, source_mask: Tensor,
@@ -206,6 +206,8 @@ class MixtureOfAligners(nn.Module):
         time_knots (int): knots of each lag profile (default 33).
         time_gain (float): the profiles' gain (:class:`~hotspot_erc.model.time_bias.
             RelativeTimeBias`; default 8.0).
+        time_init (str): how the profiles start, ``"zero"`` or ``"centred"`` (default
+            ``"zero"``).
 
     Shapes:
         ``sequences[m]`` ``(N, L_m, H)``, ``masks[m]`` ``(N, L_m)`` bool, ``present[m]`` ``(N,)``
@@ -216,7 +218,7 @@ class MixtureOfAligners(nn.Module):
                  top_k: int = 2, heads: int = 4, dropout: float = 0.1, routing: bool = True,
                  max_shift: int = 4, conv_kernel: int = 9, low_rank: int = 16,
                  edges: str = "replicate", init: str = "uniform", time_bias: bool = False,
-                 time_knots: int = 33, time_gain: float = 8.0) -> None:
+                 time_knots: int = 33, time_gain: float = 8.0, time_init: str = "zero") -> None:
         super().__init__()
         modalities = list(modalities)
         if len(modalities) < 2:
@@ -244,7 +246,7 @@ class MixtureOfAligners(nn.Module):
                 hidden, num_experts=num_experts, top_k=top_k, heads=heads, dropout=dropout,
                 routing=routing, max_shift=max_shift, conv_kernel=conv_kernel,
                 low_rank=min(low_rank, hidden), edges=edges, init=init, time_bias=time_bias,
-                time_knots=time_knots, time_gain=time_gain)
+                time_knots=time_knots, time_gain=time_gain, time_init=time_init)
             for source, target in self.pairs})
         self.pools = nn.ModuleDict({m: AttentionPool(hidden) for m in modalities})
 

@@ -124,7 +124,8 @@ class HotspotERC(nn.Module):
                                       max_shift=moa.max_shift, conv_kernel=moa.conv_kernel,
                                       edges="replicate" if config.neutral_start else "zero",
                                       init=moa.init, time_bias=moa.time_bias,
-                                      time_knots=moa.time_knots, time_gain=moa.time_gain)
+                                      time_knots=moa.time_knots, time_gain=moa.time_gain,
+                                      time_init=moa.time_init)
                     if config.use_moa and multimodal else None)
         # Without MoA (ablation, corect, or one modality) each modality is pooled on its own.
         self.pools = (nn.ModuleDict({m: AttentionPool(hidden) for m in self.modalities})

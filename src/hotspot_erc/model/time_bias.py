@@ -27,6 +27,11 @@ Every table starts at zero: the bias is then zero everywhere and the attention c
 what it computes without it (tested), so the clock is something training adds, not a change of
 the starting point.
 
+``init="centred"`` starts every profile instead as a bump preferring co-occurrence,
+``3 exp(-delta^2 / (2 * 0.15^2))`` (a key at the query's own time gets ``e^3 = 20`` times the
+weight of a distant one): an experiment's starting point, to tell whether a profile fails to be
+learned or fails to help once it exists.
+
 The profile is stored divided by a ``gain``, ``T = gain * T_stored``. Adam moves every stored
 number by about the learning rate per step, whatever its gradient's scale; a profile must reach
 heights of several units to steer a softmax over dozens of keys, which without the gain took more
@@ -40,6 +45,11 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+TIME_INITS = ("zero", "centred")
+# The "centred" start: a bump of this height and width (in utterance fractions) at delta = 0.
+CENTRED_HEIGHT = 3.0
+CENTRED_WIDTH = 0.15
 
 
 def normalised_positions(mask: Tensor) -> Tensor:
@@ -61,13 +71,14 @@ class RelativeTimeBias(nn.Module):
         knots (int): ``G``, knots of each piecewise-linear profile over ``(-1, 1)``, at least 2
             (default 33: a knot every 1/16 of an utterance).
         gain (float): ``T = gain * table`` (default 8.0; the module docstring says why).
+        init (str): ``"zero"`` (default) or ``"centred"`` (module docstring).
 
     Shapes: ``forward(query_mask (N, Lq), key_mask (N, Lk), weights (N, tables) or None)`` ->
     ``(N, heads, Lq, Lk)``. ``weights`` is required when ``tables > 1``.
     """
 
     def __init__(self, heads: int, *, tables: int = 1, knots: int = 33,
-                 gain: float = 8.0) -> None:
+                 gain: float = 8.0, init: str = "zero") -> None:
         super().__init__()
         if heads < 1 or tables < 1:
             raise ValueError(f"RelativeTimeBias: heads and tables must be >= 1, got {heads} "
@@ -76,10 +87,17 @@ class RelativeTimeBias(nn.Module):
             raise ValueError(f"RelativeTimeBias: knots must be >= 2, got {knots}")
         if gain <= 0:
             raise ValueError(f"RelativeTimeBias: gain must be > 0, got {gain}")
+        if init not in TIME_INITS:
+            raise ValueError(f"RelativeTimeBias: init must be one of {TIME_INITS}, got {init!r}")
         self.heads = heads
         self.knots = knots
         self.gain = gain
         self.table = nn.Parameter(torch.zeros(tables, heads, knots))
+        if init == "centred":
+            knot_times = torch.linspace(-1.0, 1.0, knots)
+            bump = CENTRED_HEIGHT * torch.exp(-knot_times ** 2 / (2 * CENTRED_WIDTH ** 2))
+            with torch.no_grad():
+                self.table.copy_((bump / gain).expand(tables, heads, knots))
 
     def profiles(self, rows: int, weights: Tensor | None) -> Tensor:
         """Each utterance's profiles ``(N, heads, G)``: the one table, or the weighted mixture."""
