@@ -342,13 +342,28 @@ class _MediaRunner:
                         if not self._submit_next():
                             break
             except (BrokenProcessPool, OSError) as error:
-                self.pool.shutdown(wait=True, cancel_futures=True)
+                self._abandon_pool()
                 raise _worker_died() from error
         return self
 
-    def __exit__(self, *exc) -> None:
-        if self.pool is not None:
+    def __exit__(self, exc_type, *exc) -> None:
+        if self.pool is None:
+            return
+        if exc_type is None:
             self.pool.shutdown(wait=True, cancel_futures=True)
+        else:
+            self._abandon_pool()
+
+    def _abandon_pool(self) -> None:
+        """Stop the pool after a failure: its surviving workers are terminated first. Python
+        3.11's shutdown joins a manager thread that can wait forever on a worker blocked
+        writing a result nobody reads any more (seen once: a killed worker's sibling hung the
+        pool's shutdown)."""
+        workers = getattr(self.pool, "_processes", None) or {}  # pid -> Process, private
+        for process in list(workers.values()):
+            if process.is_alive():
+                process.terminate()
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
     def _in_this_process(self):
         """The tasks in this process: each modality's in order on a thread of its own (its
