@@ -88,10 +88,9 @@ def main() -> None:
                         help="model setting for every variant, e.g. moa.time_bias=true")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    settings = {}
-    for pair in args.set:
-        key, _, raw = pair.partition("=")
-        settings[key] = json.loads(raw)
+    from hotspot_erc.cli import _parse_overrides
+
+    settings = _parse_overrides(args.set, "--set")
     if args.one:
         print(json.dumps(measure(args.one, args.repeats, args.threads, settings)))
         return

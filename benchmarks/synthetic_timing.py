@@ -15,20 +15,6 @@ no aligner, however good, can tell the true spans from the decoys by when they h
 from __future__ import annotations
 
 import argparse
-import json
-
-
-def parse_setting(pairs: list[str]) -> dict:
-    setting = {}
-    for pair in pairs:
-        key, separator, raw = pair.partition("=")
-        if not separator:
-            raise SystemExit(f"--setting {pair!r}: expected KEY=VALUE")
-        try:
-            setting[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            setting[key] = raw
-    return setting
 
 
 def main() -> None:
@@ -39,13 +25,15 @@ def main() -> None:
 
     import numpy as np
 
+    from hotspot_erc.cli import _parse_overrides
     from hotspot_erc.data.synthetic import SyntheticConfig, generate_dataset, timing_picks_truth
 
     settings = args.setting or [["lag_max=0.5"], ["lag_max=1.5"]]
     print("| setting | decided utterances | timing picks the true class |")
     print("|---|---|---|")
     for pairs in settings:
-        knobs = {**parse_setting(pairs), "decoy_probability": 1.0, "with_prior": False}
+        knobs = {**_parse_overrides(pairs, "--setting"), "decoy_probability": 1.0,
+                 "with_prior": False}
         config = SyntheticConfig.from_dict(knobs)
         train = generate_dataset(config).split("train")
         picks = [timing_picks_truth(utterance.extra, config)
